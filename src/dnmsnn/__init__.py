@@ -1,0 +1,34 @@
+"""dnmsnn: spiking neural networks trained the way three papers describe.
+
+Multi-step tensors are laid out ``[T, batch, ...]``. The neurons (:class:`LIF`, :class:`IF`,
+:class:`Integrator`) start at rest on every call; learning rules live in :mod:`dnmsnn.rules`,
+architectures in :mod:`dnmsnn.models`.
+"""
+from . import functional, models, rules
+from .encoders import DirectEncoder, Encoder, PoissonEncoder, SignedPoissonEncoder, create_encoder
+from .errors import CheckpointError, ConfigError, DataError, DnmsnnError, InputError
+from .functional.surrogate import get_surrogate
+from .layers import (
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    Residual,
+    Sequential,
+)
+from .module import SpikingModule
+from .network import Network
+from .neurons import IF, LIF, Integrator
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IF", "LIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CheckpointError", "ConfigError", "Conv2d",
+    "DataError", "DirectEncoder", "DnmsnnError", "Dropout", "Encoder", "Flatten", "InputError", "Integrator",
+    "Linear", "MaxPool2d", "Network", "PoissonEncoder", "Residual", "Sequential", "SignedPoissonEncoder",
+    "SpikingModule", "create_encoder", "functional", "get_surrogate", "models", "rules", "__version__",
+]

@@ -1,0 +1,128 @@
+"""Pure step and sequence functions of the three papers' neurons.
+
+All three share one discrete-time frame (input and spike in the same step: x[k] enters the
+potential H[k], which may fire at step k):
+
+    charge   H[k] = charge(V[k-1], x[k])                       (form below)
+    fire     S[k] = H(H[k] - threshold)     (>=; strict > for seed 002's Heaviside, its eq. 3)
+    reset    V[k] = H[k] (1 - S[k]) + v_reset S[k]            (reset="zero": all three papers)
+             V[k] = H[k] - threshold S[k]                      (reset="subtract": our extension)
+    V[0] = v_reset (rest)
+
+Charge forms:
+    beta  (seed 001 eq. 4):       H[k] = v_reset + beta (V[k-1] - v_reset) + x[k]
+                                  = beta V[k-1] + x[k] for the paper's v_reset = 0
+    tau   (seed 000 eq. 2, read as H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau, which is
+           also seed 002's LIF; the slides print V(t+1) = V(t) + I(t) and we read their V(t+1) as
+           our H[t], the potential that fires in the same step as the input arrives)
+    if    (seed 002's IF):        H[k] = V[k-1] + x[k]
+
+The integrator (seed 001's last layer, seed 002's output layer) never fires:
+    v[k] = v[k-1] + x[k]          (optionally leaky: v[k] = beta v[k-1] + x[k])
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .surrogate import Surrogate, spike
+
+
+class NeuronState(NamedTuple):
+    """State of a spiking neuron between steps: the post-reset membrane potential V[k]."""
+
+    v: torch.Tensor
+
+
+class NeuronParameters(NamedTuple):
+    """Constants of one spiking neuron layer; exactly one of ``beta`` / ``tau`` set means LIF, neither means IF."""
+
+    threshold: torch.Tensor | float = 1.0
+    v_reset: float = 0.0
+    beta: float | None = None
+    tau: float | None = None
+    reset: str = "zero"  # "zero" (to v_reset) or "subtract"
+    strict: bool = False  # fire on H > threshold (seed 002) instead of H >= threshold
+    detach_reset: bool = False  # no gradient through the reset's spike
+    surrogate: Surrogate | None = None
+
+
+def initial_state(like: torch.Tensor, p: NeuronParameters) -> NeuronState:
+    """V[0] = v_reset, shaped like one step's input [B, ...]."""
+    return NeuronState(torch.full_like(like, p.v_reset))
+
+
+def charge(v: torch.Tensor, x: torch.Tensor, p: NeuronParameters) -> torch.Tensor:
+    """H[k] from V[k-1] and x[k] (beta, tau or IF form; see the module docstring)."""
+    if p.beta is not None:
+        if p.v_reset == 0.0:
+            return p.beta * v + x
+        return p.v_reset + p.beta * (v - p.v_reset) + x
+    if p.tau is not None:
+        return v + (x - (v - p.v_reset)) / p.tau
+    return v + x
+
+
+def fire_and_reset(h: torch.Tensor, p: NeuronParameters) -> tuple[torch.Tensor, torch.Tensor]:
+    """S[k] = H(H[k] - threshold) with the surrogate backward, then the reset: returns (S[k], V[k])."""
+    s = spike(h - p.threshold, p.surrogate, p.strict)
+    s_reset = s.detach() if p.detach_reset else s
+    if p.reset == "zero":
+        v = h * (1.0 - s_reset) + p.v_reset * s_reset
+    else:
+        v = h - p.threshold * s_reset
+    return s, v
+
+
+def neuron_step(
+    x: torch.Tensor, state: NeuronState | None, p: NeuronParameters
+) -> tuple[torch.Tensor, NeuronState, torch.Tensor]:
+    """One step of a LIF / IF layer: returns (spikes S[k], new state V[k], pre-reset potential H[k])."""
+    if state is None:
+        state = initial_state(x, p)
+    h = charge(state.v, x, p)
+    s, v = fire_and_reset(h, p)
+    return s, NeuronState(v), h
+
+
+def neuron_sequence(
+    x: torch.Tensor, p: NeuronParameters, record: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run the recurrence over x [T, B, ...] from rest: returns (spikes [T, B, ...], H trace or None)."""
+    state = initial_state(x[0], p)
+    spikes, trace = [], []
+    for k in range(x.shape[0]):
+        s, state, h = neuron_step(x[k], state, p)
+        spikes.append(s)
+        if record:
+            trace.append(h)
+    return torch.stack(spikes), (torch.stack(trace) if record else None)
+
+
+class IntegratorState(NamedTuple):
+    """State of the non-spiking output layer: the accumulated potential v[k]."""
+
+    v: torch.Tensor
+
+
+def integrator_step(
+    x: torch.Tensor, state: IntegratorState | None, beta: float | None = None
+) -> tuple[torch.Tensor, IntegratorState]:
+    """v[k] = v[k-1] + x[k] (or beta v[k-1] + x[k] when leaky); returns (v[k], state)."""
+    if state is None:
+        v = x.clone()
+    else:
+        v = (state.v if beta is None else beta * state.v) + x
+    return v, IntegratorState(v)
+
+
+def integrator_sequence(x: torch.Tensor, beta: float | None = None) -> torch.Tensor:
+    """The potential trace v [T, B, ...] of an integrator driven by x [T, B, ...] from v[0] = 0."""
+    if beta is None:
+        return torch.cumsum(x, dim=0)
+    out, state = [], None
+    for k in range(x.shape[0]):
+        v, state = integrator_step(x[k], state, beta)
+        out.append(v)
+    return torch.stack(out)

@@ -1,0 +1,154 @@
+"""Time-distributed synapses for ``[T, B, ...]`` tensors, and the containers that make a network.
+
+A synapse is stateless and applied to every step alike: in multi-step mode it runs once on the
+whole ``[T*B, ...]`` stack (one matmul / conv per layer, not one per step), in single-step mode on
+``[B, ...]``. Dropout keeps one mask for all T steps; BatchNorm takes its statistics over T x B.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._checks import check_sequence
+from .errors import InputError
+from .module import SpikingModule, step_module
+
+
+class _TimeDistributed(SpikingModule):
+    """Mixin: apply the wrapped torch layer to the flattened ``[T*B, ...]`` stack."""
+
+    feature_dims: int | None = None  # dims after [T, B] the layer needs (None: any >= 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        exact = None if self.feature_dims is None else self.feature_dims + 2
+        check_sequence(x, type(self).__name__, min_dim=3, exact_dim=exact)
+        T, B = x.shape[:2]
+        return super().forward(x.flatten(0, 1)).unflatten(0, (T, B))  # type: ignore[misc]
+
+    def step(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        return super().forward(x), state  # type: ignore[misc]
+
+
+class Linear(_TimeDistributed, nn.Linear):
+    """y[k] = W x[k] (+ b): seed 001 eq. 3, seed 002 eq. 1. ``bias=False`` gives the papers' form."""
+
+    feature_dims = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # matmul broadcasts over [T, B]: no reshape
+        check_sequence(x, "Linear", min_dim=3, exact_dim=3)
+        if x.shape[-1] != self.in_features:
+            raise InputError(f"Linear expects {self.in_features} input features, got shape {tuple(x.shape)}")
+        return nn.functional.linear(x, self.weight, self.bias)
+
+
+class Conv2d(_TimeDistributed, nn.Conv2d):
+    """2-D convolution applied to every step of ``[T, B, C, H, W]``."""
+
+    feature_dims = 3
+
+
+class AvgPool2d(_TimeDistributed, nn.AvgPool2d):
+    """Average pooling of every step (seed 002's P2)."""
+
+    feature_dims = 3
+
+
+class MaxPool2d(_TimeDistributed, nn.MaxPool2d):
+    """Max pooling of every step."""
+
+    feature_dims = 3
+
+
+class BatchNorm1d(_TimeDistributed, nn.BatchNorm1d):
+    """Batch norm of ``[T, B, C]`` features with statistics over T x B."""
+
+    feature_dims = 1
+
+
+class BatchNorm2d(_TimeDistributed, nn.BatchNorm2d):
+    """Batch norm of ``[T, B, C, H, W]`` with statistics over T x B x H x W.
+
+    In single-step mode the statistics are those of one step's batch (a rule that steps one time
+    step at a time sees slightly different normalisation in training).
+    """
+
+    feature_dims = 3
+
+
+class Flatten(SpikingModule):
+    """``[T, B, ...] -> [T, B, features]`` (single step: ``[B, ...] -> [B, features]``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_sequence(x, "Flatten", min_dim=3)
+        return x.flatten(2)
+
+    def step(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        return x.flatten(1), state
+
+
+class Dropout(SpikingModule):
+    """Dropout with one mask for all T steps (a neuron is dropped for the whole sequence)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+            raise InputError(f"Dropout p must lie in [0, 1), got {p!r}")
+        self.p = float(p)
+
+    def _mask(self, like: torch.Tensor) -> torch.Tensor:
+        keep = torch.empty_like(like).bernoulli_(1.0 - self.p)
+        return keep.div_(1.0 - self.p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_sequence(x, "Dropout")
+        if not self.training or self.p == 0.0:
+            return x
+        return x * self._mask(x[0]).unsqueeze(0)
+
+    def step(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
+        if not self.training or self.p == 0.0:
+            return x, state
+        mask = self._mask(x) if state is None else state
+        return x * mask, mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Sequential(SpikingModule, nn.Sequential):
+    """A chain of layers runnable multi-step (layer by layer over all T) or one step at a time."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = layer(x)
+        return x
+
+    def step(self, x: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        state = [None] * len(self) if state is None else state
+        new_state = []
+        for layer, s in zip(self, state):
+            x, s = step_module(layer, x, s)
+            new_state.append(s)
+        return x, new_state
+
+
+class Residual(SpikingModule):
+    """``y = body(x) + shortcut(x)`` (identity shortcut when None); put a neuron after it to spike on the sum."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    def step(self, x: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        body_state, short_state = (None, None) if state is None else state
+        y, body_state = step_module(self.body, x, body_state)
+        if self.shortcut is None:
+            return y + x, (body_state, None)
+        s, short_state = step_module(self.shortcut, x, short_state)
+        return y + s, (body_state, short_state)

@@ -1,0 +1,54 @@
+"""Shared pieces for model builders: a neuron factory from keyword arguments, Bondarev-style init."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .._checks import check_choice
+from ..neurons import IF, LIF, Integrator
+
+NEURONS = ("lif", "if")
+OUTPUTS = ("integrator", "spiking")
+
+
+def make_neuron(
+    neuron: str = "lif",
+    *,
+    beta: float | None = None,
+    tau: float | None = None,
+    threshold: float | torch.Tensor = 1.0,
+    v_reset: float = 0.0,
+    reset: str = "zero",
+    surrogate: str = "exp",
+    surrogate_param: float | None = None,
+    detach_reset: bool = False,
+    strict: bool = False,
+    learn_threshold: bool = False,
+) -> nn.Module:
+    """A LIF (``beta`` or ``tau`` form) or IF layer from flat keyword arguments."""
+    check_choice(neuron, "neuron", NEURONS)
+    common = dict(threshold=threshold, v_reset=v_reset, reset=reset, surrogate=surrogate,
+                  detach_reset=detach_reset, strict=strict, learn_threshold=learn_threshold,
+                  surrogate_param=surrogate_param)
+    if neuron == "if":
+        return IF(**common)
+    return LIF(beta=beta, tau=tau, **common)
+
+
+def make_output(output: str, neuron_factory) -> tuple[nn.Module, str]:
+    """The output layer and its natural readout: Integrator -> ``final`` potential, spiking -> spike ``sum``."""
+    check_choice(output, "output", OUTPUTS)
+    if output == "integrator":
+        return Integrator(), "final"
+    return neuron_factory(), "sum"
+
+
+@torch.no_grad()
+def uniform_sqrt3_init(layer: nn.Module, h: int) -> None:
+    """W ~ U[-sqrt(3/h), sqrt(3/h)] (seed 001 / Lee et al. 2016); bias, if any, to zero."""
+    bound = math.sqrt(3.0 / h)
+    layer.weight.uniform_(-bound, bound)
+    if getattr(layer, "bias", None) is not None:
+        layer.bias.zero_()

@@ -1,0 +1,29 @@
+"""The two-way protocol every dnmsnn layer follows.
+
+* multi-step: ``forward(x)`` maps ``[T, B, ...] -> [T, B, ...]``, always starting from rest;
+* single-step: ``step(x, state) -> (y, state)`` maps ``[B, ...] -> [B, ...]`` with the state passed
+  explicitly (``None`` = at rest), so a learning rule can run, detach or inspect one step at a time.
+
+Stateless layers return ``state`` unchanged (``None``). A plain ``torch.nn`` module inside a network
+is treated as stateless and applied to each step as is.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class SpikingModule(nn.Module):
+    """Base class for multi-step layers that also run one step at a time."""
+
+    def step(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError(f"{type(self).__name__} does not implement step()")
+
+
+def step_module(module: nn.Module, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+    """One step of any module: its ``step`` if it has one, else a stateless call."""
+    if isinstance(module, SpikingModule):
+        return module.step(x, state)
+    return module(x), None

@@ -1,0 +1,187 @@
+"""Neuron modules: thin ``nn.Module`` wrappers over :mod:`dnmsnn.functional.neuron`.
+
+Each takes ``[T, B, ...]`` and returns ``[T, B, ...]``; the state starts at rest on every call, so
+there is no state to forget to reset. ``record=True`` keeps the pre-reset potential H in ``.v_trace``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from . import functional as F
+from ._checks import check_choice, check_sequence
+from .errors import InputError
+from .functional.surrogate import Surrogate, get_surrogate
+from .module import SpikingModule
+
+RESETS = ("zero", "subtract")
+
+
+def _threshold_tensor(threshold: float | torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(threshold, dtype=torch.get_default_dtype()).detach().clone()
+    if t.numel() == 0 or not bool(torch.isfinite(t).all()) or not bool((t > 0).all()):
+        raise InputError(f"threshold must be finite and > 0 everywhere, got {threshold!r}")
+    return t
+
+
+class _SpikingNeuron(SpikingModule):
+    """Shared machinery of LIF and IF: threshold (fixed, per-neuron or learnable), reset, surrogate."""
+
+    def __init__(
+        self,
+        *,
+        threshold: float | torch.Tensor,
+        v_reset: float,
+        reset: str,
+        surrogate: str | Surrogate,
+        detach_reset: bool,
+        strict: bool,
+        learn_threshold: bool,
+        record: bool,
+        surrogate_param: float | None,
+    ) -> None:
+        super().__init__()
+        check_choice(reset, "reset", RESETS)
+        if not isinstance(v_reset, (int, float)) or isinstance(v_reset, bool) or not math.isfinite(v_reset):
+            raise InputError(f"v_reset must be a finite number, got {v_reset!r}")
+        thr = _threshold_tensor(threshold)
+        if learn_threshold:
+            self.threshold = nn.Parameter(thr)
+        else:
+            self.register_buffer("threshold", thr)
+        if float(v_reset) >= float(thr.min()):
+            raise InputError(f"v_reset ({v_reset}) must lie below the threshold ({threshold!r})")
+        kw = {} if surrogate_param is None else {get_surrogate(surrogate).param: surrogate_param}
+        self.surrogate = get_surrogate(surrogate, **kw)
+        self.v_reset = float(v_reset)
+        self.reset = reset
+        self.detach_reset = bool(detach_reset)
+        self.strict = bool(strict)
+        self.record = bool(record)
+        self.v_trace: torch.Tensor | None = None
+
+    # the charge form; overridden by LIF
+    beta: float | None = None
+    tau: float | None = None
+
+    def parameters_tuple(self) -> F.NeuronParameters:
+        """The constants as the functional layer takes them."""
+        thr = self.threshold if self.threshold.dim() > 0 else self.threshold.reshape(())
+        return F.NeuronParameters(
+            threshold=thr, v_reset=self.v_reset, beta=self.beta, tau=self.tau, reset=self.reset,
+            strict=self.strict, detach_reset=self.detach_reset, surrogate=self.surrogate,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_sequence(x, type(self).__name__)
+        spikes, trace = F.neuron_sequence(x, self.parameters_tuple(), record=self.record)
+        self.v_trace = None if trace is None else trace.detach()
+        return spikes
+
+    def step(self, x: torch.Tensor, state: F.NeuronState | None = None) -> tuple[torch.Tensor, F.NeuronState]:
+        s, state, _ = F.neuron_step(x, state, self.parameters_tuple())
+        return s, state
+
+    def extra_repr(self) -> str:
+        form = f"beta={self.beta}" if self.beta is not None else (f"tau={self.tau}" if self.tau else "IF")
+        thr = float(self.threshold) if self.threshold.dim() == 0 else f"tensor{tuple(self.threshold.shape)}"
+        return (f"{form}, threshold={thr}, v_reset={self.v_reset}, reset={self.reset!r}, "
+                f"surrogate={self.surrogate}, strict={self.strict}, detach_reset={self.detach_reset}")
+
+
+class LIF(_SpikingNeuron):
+    """Leaky integrate-and-fire layer.
+
+    ``beta`` (seed 001, eq. 4): ``H[k] = beta V[k-1] + x[k]`` (leak towards v_reset when v_reset != 0).
+    ``tau`` (seed 000 eq. 2 as it must be read, = seed 002's LIF):
+    ``H[t] = V[t-1] + (x[t] - (V[t-1] - v_reset)) / tau``.
+    Spike ``S = H >= threshold`` (``strict=True``: ``H > threshold``, seed 002's Heaviside);
+    reset ``"zero"`` to v_reset (all three papers) or ``"subtract"`` the threshold (our extension).
+    The input x[k] enters H[k], which may fire in the same step k (seed 001's convention; we read
+    seed 002's printed V(t+1) = V(t) + I(t) the same way).
+    """
+
+    def __init__(
+        self,
+        beta: float | None = None,
+        tau: float | None = None,
+        threshold: float | torch.Tensor = 1.0,
+        v_reset: float = 0.0,
+        reset: str = "zero",
+        surrogate: str | Surrogate = "exp",
+        detach_reset: bool = False,
+        *,
+        strict: bool = False,
+        learn_threshold: bool = False,
+        record: bool = False,
+        surrogate_param: float | None = None,
+    ) -> None:
+        if (beta is None) == (tau is None):
+            raise InputError("LIF needs exactly one of beta (seed 001: H = beta V + x) or tau "
+                             "(seeds 000/002: H = V + (x - (V - v_reset)) / tau); use IF for no leak")
+        if beta is not None and (isinstance(beta, bool) or not isinstance(beta, (int, float))
+                                 or not 0.0 < float(beta) <= 1.0):
+            raise InputError(f"beta must lie in (0, 1] (beta = exp(-dt/tau)), got {beta!r}")
+        if tau is not None and (isinstance(tau, bool) or not isinstance(tau, (int, float))
+                                or not math.isfinite(tau) or float(tau) < 1.0):
+            raise InputError(f"tau must be a finite number >= 1 (tau < 1 makes the leak overshoot), got {tau!r}")
+        super().__init__(threshold=threshold, v_reset=v_reset, reset=reset, surrogate=surrogate,
+                         detach_reset=detach_reset, strict=strict, learn_threshold=learn_threshold,
+                         record=record, surrogate_param=surrogate_param)
+        self.beta = None if beta is None else float(beta)
+        self.tau = None if tau is None else float(tau)
+
+
+class IF(_SpikingNeuron):
+    """Integrate-and-fire layer (no leak; ASF's IF neuron): ``H[k] = V[k-1] + x[k]``, then fire and reset as LIF."""
+
+    def __init__(
+        self,
+        threshold: float | torch.Tensor = 1.0,
+        v_reset: float = 0.0,
+        reset: str = "zero",
+        surrogate: str | Surrogate = "exp",
+        detach_reset: bool = False,
+        *,
+        strict: bool = False,
+        learn_threshold: bool = False,
+        record: bool = False,
+        surrogate_param: float | None = None,
+    ) -> None:
+        super().__init__(threshold=threshold, v_reset=v_reset, reset=reset, surrogate=surrogate,
+                         detach_reset=detach_reset, strict=strict, learn_threshold=learn_threshold,
+                         record=record, surrogate_param=surrogate_param)
+
+
+class Integrator(SpikingModule):
+    """Non-spiking accumulating output layer: ``v[k] = v[k-1] + x[k]`` (leaky: ``beta v[k-1] + x[k]``).
+
+    Returns the potential trace ``[T, B, ...]`` (seed 001's last layer, seed 002's output layer);
+    ``v[T-1]`` is the total input, seed 002's ``V^N(T)``.
+    """
+
+    def __init__(self, beta: float | None = None, *, record: bool = False) -> None:
+        super().__init__()
+        if beta is not None and (isinstance(beta, bool) or not isinstance(beta, (int, float))
+                                 or not 0.0 < float(beta) <= 1.0):
+            raise InputError(f"Integrator beta must lie in (0, 1], got {beta!r}")
+        self.beta = None if beta is None else float(beta)
+        self.record = bool(record)
+        self.v_trace: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_sequence(x, "Integrator")
+        v = F.integrator_sequence(x, self.beta)
+        self.v_trace = v.detach() if self.record else None
+        return v
+
+    def step(self, x: torch.Tensor, state: F.IntegratorState | None = None) -> tuple[torch.Tensor, F.IntegratorState]:
+        return F.integrator_step(x, state, self.beta)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}"
+
+
+NEURON_TYPES = (LIF, IF, Integrator)

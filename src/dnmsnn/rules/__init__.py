@@ -1,0 +1,6 @@
+"""Learning rules as interchangeable strategies behind one interface."""
+from . import bptt  # noqa: F401  (registers "bptt")
+from .base import LOSSES, LearningRule, task_loss
+from .registry import available, create, register_rule
+
+__all__ = ["LOSSES", "LearningRule", "available", "create", "register_rule", "task_loss"]
