@@ -4,6 +4,7 @@ Policy (see `check_file`): a file is verified against the `MD5SUMS` file of its 
 else against the built-in `KNOWN_MD5` table, else only the readers' structural checks apply.
 Digests are cached per (path, size, mtime) in-process, so loading a dataset twice hashes it once.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Reader for the CIFAR-10 binary record format (1 label byte + 3x32x32 RGB plane bytes per record)."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,16 @@ __all__ = ["CIFAR10_CLASSES", "RECORD_BYTES", "read_cifar10_bin", "read_cifar10_
 
 RECORD_BYTES = 1 + 3 * 32 * 32
 CIFAR10_CLASSES: tuple[str, ...] = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 _REFETCH = "re-copy the file from the official cifar-10-binary.tar.gz"
 
@@ -28,9 +38,13 @@ def read_cifar10_bin(
         with path.open("rb") as fh:
             raw = fh.read(n * RECORD_BYTES)
     except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc.strerror or exc}); check the path and permissions") from None
+        raise DataError(
+            f"{path}: cannot read file ({exc.strerror or exc}); check the path and permissions"
+        ) from None
     if len(raw) != n * RECORD_BYTES:
-        raise DataError(f"{path}: file shrank while reading ({len(raw)} of {n * RECORD_BYTES} bytes); {_REFETCH}")
+        raise DataError(
+            f"{path}: file shrank while reading ({len(raw)} of {n * RECORD_BYTES} bytes); {_REFETCH}"
+        )
     records = np.frombuffer(raw, dtype=np.uint8).reshape(n, RECORD_BYTES)
     labels = records[:, 0].astype(np.int64)
     bad = np.flatnonzero(labels > 9)
@@ -52,7 +66,9 @@ def read_cifar10_classes(meta_path: str | os.PathLike | None) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read class names ({exc}); re-copy it or delete it to use the defaults") from None
+        raise DataError(
+            f"{path}: cannot read class names ({exc}); re-copy it or delete it to use the defaults"
+        ) from None
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) != 10:
         raise DataError(
@@ -68,12 +84,15 @@ def _record_count(path: Path) -> int:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; check the path or pass --data-dir") from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc.strerror or exc}); check the path and permissions") from None
+        raise DataError(
+            f"{path}: cannot read file ({exc.strerror or exc}); check the path and permissions"
+        ) from None
     if not path.is_file():
         raise DataError(f"{path}: not a regular file; point at a CIFAR-10 .bin batch file")
     if size == 0 or size % RECORD_BYTES:
         raise DataError(
-            f"{path}: size {size} bytes is not a positive multiple of the {RECORD_BYTES}-byte CIFAR-10 record "
+            f"{path}: size {size} bytes is not a positive multiple of the {RECORD_BYTES}-byte "
+            "CIFAR-10 record "
             f"(truncated or not a CIFAR-10 binary batch); {_REFETCH}"
         )
     return size // RECORD_BYTES

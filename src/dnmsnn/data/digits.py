@@ -1,4 +1,5 @@
 """The embedded dataset: scikit-learn's 8x8 handwritten digits (1,797 images), no files needed."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -1,4 +1,5 @@
 """Reader for IDX files (the MNIST / Fashion-MNIST container format), gzip-compressed or raw."""
+
 from __future__ import annotations
 
 import gzip
@@ -61,7 +62,9 @@ def _read_bytes(path: Path) -> bytes:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; check the path or pass --data-dir") from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc.strerror or exc}); check the path and permissions") from None
+        raise DataError(
+            f"{path}: cannot read file ({exc.strerror or exc}); check the path and permissions"
+        ) from None
 
 
 def _gunzip(raw: bytes, path: Path) -> bytes:

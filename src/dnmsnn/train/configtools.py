@@ -48,7 +48,7 @@ _OVERRIDE_EXAMPLE = "write it as KEY.PATH=VALUE, e.g. 'optim.lr=1e-3' or 'model.
 
 
 class _ConfigLoader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-3``/``3E5`` as floats (YAML 1.1 wants ``1.0e-3``) and rejects duplicate keys."""
+    """SafeLoader reading ``1e-3``/``3E5`` as floats (YAML 1.1 wants ``1.0e-3``); rejects duplicate keys."""
 
 
 # Plain (unquoted) scalars with an exponent that PyYAML's YAML 1.1 float pattern misses: ``1e-3``, ``3E5``,
@@ -96,7 +96,9 @@ def load_yaml(path: str | Path) -> dict:
     """Read a YAML config file into a plain dict (``{}`` for an empty file)."""
     p = Path(path)
     if not p.exists():
-        raise ConfigError(f"config file '{p}' does not exist; check the path (or omit it to use the defaults)")
+        raise ConfigError(
+            f"config file '{p}' does not exist; check the path (or omit it to use the defaults)"
+        )
     if not p.is_file():
         raise ConfigError(f"config path '{p}' is not a file; give the path of a .yaml file")
     try:
@@ -115,8 +117,8 @@ def load_yaml(path: str | Path) -> dict:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"config file '{p}' must contain a mapping of sections at the top level (e.g. 'optim:\\n  lr: 0.1'), "
-            f"but it holds a {type(data).__name__}"
+            f"config file '{p}' must contain a mapping of sections at the top level "
+            f"(e.g. 'optim:\\n  lr: 0.1'), but it holds a {type(data).__name__}"
         )
     return data
 
@@ -155,9 +157,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: Mapping, overrides: Iterable[str]) -> dict:
-    """Return a deep copy of ``data`` with each ``key.path=value`` override set (intermediate dicts created)."""
+    """Return a deep copy of ``data`` with each ``key.path=value`` override set (creating sections)."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"the config must be a mapping before overrides are applied, got {type(data).__name__}")
+        raise ConfigError(
+            f"the config must be a mapping before overrides are applied, got {type(data).__name__}"
+        )
     if isinstance(overrides, str):
         overrides = [overrides]
     result = copy.deepcopy(dict(data))
@@ -296,7 +300,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
             if len(items) != len(args):
                 raise _type_error(path, tp, value, f"give exactly {len(args)} items")
-            return tuple(_convert(arg, item, f"{path}[{i}]") for i, (arg, item) in enumerate(zip(args, items)))
+            pairs = enumerate(zip(args, items, strict=True))
+            return tuple(_convert(arg, item, f"{path}[{i}]") for i, (arg, item) in pairs)
         item_tp = args[0] if args else Any
         converted = [_convert(item_tp, item, f"{path}[{i}]") for i, item in enumerate(items)]
         return tuple(converted) if (origin is tuple or tp is tuple) else converted
@@ -319,7 +324,9 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         hint = "write a whole number without a decimal point, e.g. 10"
-        if isinstance(value, str):
+        if isinstance(value, bool):
+            hint = "write a number, not true/false"
+        elif isinstance(value, str):
             hint = "write the number without quotes"
         raise _type_error(path, tp, value, hint)
     if tp is float:
@@ -331,7 +338,9 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             except OverflowError:
                 raise _type_error(path, tp, value, "the integer is too large for a float") from None
         hint = "write a number, e.g. 0.001 or 1e-3"
-        if isinstance(value, str):
+        if isinstance(value, bool):
+            hint = "write a number, not true/false"
+        elif isinstance(value, str):
             hint = "write the number without quotes, e.g. 1e-3"
         raise _type_error(path, tp, value, hint)
     if tp is str:
@@ -382,21 +391,26 @@ def from_dict(cls: type[T], data: Mapping, path: str = "") -> T:
                 f"one of: {', '.join(fields)}"
             )
         if key not in fields:
-            msg = f"unknown key '{_join(path, key)}'; valid keys of {where} are: {', '.join(fields) or '(none)'}"
+            valid = ", ".join(fields) or "(none)"
+            msg = f"unknown key '{_join(path, key)}'; valid keys of {where} are: {valid}"
             close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.5)
             if close:
                 msg += f". Did you mean '{close[0]}'?"
             raise ConfigError(msg)
         kwargs[key] = _convert(hints.get(key, Any), value, _join(path, key))
 
+    no_default = dataclasses.MISSING
     missing = [
         name
         for name, f in fields.items()
-        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if name not in kwargs and f.default is no_default and f.default_factory is no_default
     ]
     if missing:
         keys = ", ".join(f"'{_join(path, m)}'" for m in missing)
-        raise ConfigError(f"missing required key(s) {keys} in {where}; add them to the config file or use --set")
+        raise ConfigError(
+            f"missing required key(s) {keys} in {where}; add them to the config file or set them with "
+            "an override (KEY.PATH=VALUE)"
+        )
 
     try:
         obj = cls(**kwargs)
@@ -442,7 +456,7 @@ def to_dict(obj: Any) -> dict:
 
 
 def load_config(cls: type[T], path: str | Path | None, overrides: Iterable[str] = ()) -> T:
-    """Load ``cls`` from a YAML file (defaults only when ``path`` is None) plus ``key.path=value`` overrides."""
+    """Load ``cls`` from a YAML file (``None``: defaults) plus ``key.path=value`` overrides."""
     data = load_yaml(path) if path is not None else {}
     data = apply_overrides(data, list(overrides))
     return from_dict(cls, data)
@@ -455,10 +469,14 @@ def dump_yaml(obj: Any, path: str | Path) -> None:
     try:
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot write the config as YAML: {exc}; config values must be plain data") from exc
+        raise ConfigError(
+            f"cannot write the config as YAML: {exc}; config values must be plain data"
+        ) from exc
     try:
         if p.parent and not p.parent.exists():
             p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot write config file '{p}': {exc}; check the directory and permissions") from exc
+        raise ConfigError(
+            f"cannot write config file '{p}': {exc}; check the directory and permissions"
+        ) from exc

@@ -1,0 +1,142 @@
+"""The ``dnmsnn`` command line: demo, train, eval, models, info.
+
+Every user-fixable problem (bad config, missing data, corrupt checkpoint, bad hyper-parameter) is
+printed as one line on stderr with exit code 2; there is no traceback for those.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import DnmsnnError
+
+DEMO_OVERRIDES = (
+    "model.name=digits_mlp", "data.name=digits", "encoder.T=10", "encoder.eval_T=[1,2,5,10,20]",
+    "optim.lr=3e-3", "optim.schedule=cosine", "train.epochs=25", "train.batch_size=32",
+)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
+    p.add_argument("--data-dir", default=None, help="folder holding the datasets (e.g. mnist/); default $DNMSNN_DATA_DIR or ./data")
+    p.add_argument("--out", default=None, help="run directory (default runs/<config name>-<time>)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dnmsnn", description="Train spiking neural networks the way three papers describe.")
+    parser.add_argument("--version", action="version", version=f"dnmsnn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="train a small SNN on the embedded 8x8 digits (no download) and print its accuracy")
+    _add_run_options(p)
+
+    p = sub.add_parser("train", help="train from a YAML config")
+    p.add_argument("--config", default=None, help="YAML config (see configs/); defaults apply when omitted")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    _add_run_options(p)
+
+    p = sub.add_parser("eval", help="evaluate a trained run's checkpoint on its test set")
+    p.add_argument("run_dir", help="run directory written by train/demo")
+    p.add_argument("--T", type=int, action="append", default=None, help="sequence length(s) to test at (repeatable)")
+    p.add_argument("--data-dir", default=None)
+
+    sub.add_parser("models", help="list the registered models")
+    sub.add_parser("info", help="versions, threads and device")
+    return parser
+
+
+def _default_out(name: str) -> Path:
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cmd_train(args: argparse.Namespace, overrides: Sequence[str] = (), name: str | None = None) -> dict:
+    from .train import Trainer, load_run_config
+    from .train.trainer import CONFIG
+
+    config = args.config if hasattr(args, "config") else None
+    if config is None and getattr(args, "resume", False) and args.out and (Path(args.out) / CONFIG).exists():
+        config = str(Path(args.out) / CONFIG)
+    cfg = load_run_config(config, [*overrides, *args.overrides])
+    out = Path(args.out) if args.out else _default_out(name or (Path(config).stem if config else "run"))
+    trainer = Trainer(cfg, out, data_dir=args.data_dir, resume=getattr(args, "resume", False))
+    return trainer.fit()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    res = cmd_train(args, DEMO_OVERRIDES, name="demo")
+    sweep = ", ".join(f"T={T}: {acc:.1%}" for T, acc in res["test_acc_by_T"].items())
+    print(f"\ndemo: test accuracy {res['test_acc']:.2%} at T={res['test_T']} on the embedded digits ({sweep})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .train import build_model, evaluate, load_checkpoint, load_run_config
+    from .train.trainer import CHECKPOINT, CONFIG
+    from . import create_encoder, rules
+    from .data import load_dataset
+
+    run = Path(args.run_dir)
+    cfg = load_run_config(run / CONFIG) if (run / CONFIG).exists() else None
+    if cfg is None:
+        raise DnmsnnError(f"{run} is not a run directory (no {CONFIG}); pass the folder that train or demo wrote")
+    ckpt = load_checkpoint(run / CHECKPOINT)
+    test = load_dataset(cfg.data.name, "test", args.data_dir or cfg.data.dir, limit=cfg.data.test_limit)
+    model = build_model(cfg, test.shape, len(test.classes))
+    model.load_state_dict(ckpt["model"])
+    rule = rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args)
+    encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=cfg.train.seed)
+    out = {}
+    for T in args.T or cfg.eval_T:
+        r = evaluate(model, rule, encoder, test, T, cfg.train.eval_batch_size, cfg.encoder.eval_seed)
+        out[str(T)] = r["acc"]
+        print(f"T={T:4d}  test accuracy {r['acc']:.2%}  loss {r['loss']:.4f}  ({r['n']} samples)")
+    (run / "eval.json").write_text(json.dumps({"epoch": ckpt["epoch"] + 1, "test_acc_by_T": out}, indent=2) + "\n")
+    return 0
+
+
+def cmd_models(_: argparse.Namespace) -> int:
+    from . import models
+
+    for name in models.available():
+        entry = models.info(name)
+        print(f"{name:16s} {entry.summary}" + (f"  [{entry.paper}]" if entry.paper else ""))
+    return 0
+
+
+def cmd_info(_: argparse.Namespace) -> int:
+    import numpy
+    import torch
+
+    print(f"dnmsnn  {__version__}\npython  {platform.python_version()} ({platform.machine()})\n"
+          f"torch   {torch.__version__}  threads={torch.get_num_threads()}  "
+          f"cuda={'yes: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no'}\n"
+          f"numpy   {numpy.__version__}")
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "train": lambda a: (cmd_train(a), 0)[1], "eval": cmd_eval,
+            "models": cmd_models, "info": cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except DnmsnnError as exc:
+        print(f"dnmsnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dnmsnn {args.command}: interrupted; the last epoch checkpoint is kept (continue with --resume)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,485 @@
+"""Public dataset API: `ArrayDataset`, the `DATASETS` registry, `load_dataset` and `split_validation`."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dnmsnn.data.checksums import check_file
+from dnmsnn.data.cifar import CIFAR10_CLASSES, RECORD_BYTES, read_cifar10_bin, read_cifar10_classes
+from dnmsnn.data.digits import DIGITS_CLASSES, load_digits_split
+from dnmsnn.data.idx import read_idx
+from dnmsnn.errors import DataError, InputError
+
+__all__ = [
+    "ArrayDataset",
+    "DATASETS",
+    "DATA_DIR_ENV",
+    "DatasetInfo",
+    "PartialDatasetWarning",
+    "available_datasets",
+    "load_dataset",
+    "resolve_data_dir",
+    "split_validation",
+]
+
+DATA_DIR_ENV = "DNMSNN_DATA_DIR"
+SPLITS = ("train", "test")
+
+
+class PartialDatasetWarning(UserWarning):
+    """The files found hold only a subset of the dataset (e.g. the 4,000/1,000-image CIFAR-10 subset)."""
+
+
+@dataclass(eq=False, repr=False)
+class ArrayDataset(Dataset):
+    """An in-memory image classification dataset: float32 images [N,C,H,W] in [0,1], int64 labels [N]."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+
+    def __post_init__(self) -> None:
+        if (
+            not isinstance(self.images, torch.Tensor)
+            or self.images.ndim != 4
+            or self.images.dtype != torch.float32
+        ):
+            raise InputError(
+                f"ArrayDataset.images must be a float32 tensor [N,C,H,W], got {_describe(self.images)}"
+            )
+        if (
+            not isinstance(self.labels, torch.Tensor)
+            or self.labels.ndim != 1
+            or self.labels.dtype != torch.int64
+        ):
+            raise InputError(f"ArrayDataset.labels must be an int64 tensor [N], got {_describe(self.labels)}")
+        if self.labels.shape[0] != self.images.shape[0]:
+            raise InputError(
+                f"ArrayDataset: {self.images.shape[0]} images but {self.labels.shape[0]} labels; "
+                "they must match"
+            )
+        self.classes = [str(c) for c in self.classes]
+        if self.labels.numel() and (
+            int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classes)
+        ):
+            raise InputError(
+                f"ArrayDataset: labels must lie in 0..{len(self.classes) - 1} (one per class name), "
+                f"got range {int(self.labels.min())}..{int(self.labels.max())}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __repr__(self) -> str:
+        return (
+            f"ArrayDataset(name={self.name!r}, n={len(self)}, shape={self.shape}, "
+            f"classes={len(self.classes)})"
+        )
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Shape (C, H, W) of one image."""
+        c, h, w = self.images.shape[1:]
+        return int(c), int(h), int(w)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, indices: Sequence[int] | np.ndarray | torch.Tensor | slice) -> ArrayDataset:
+        """A new dataset holding the samples at `indices` (copied), with the same classes and name."""
+        idx = _as_index(indices, len(self))
+        return ArrayDataset(self.images[idx], self.labels[idx], list(self.classes), self.name)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Registry entry: what a dataset is, where its files live and how to load one split."""
+
+    name: str
+    shape: tuple[int, int, int]
+    classes: tuple[str, ...]
+    folders: tuple[str, ...]
+    description: str
+    loader: Callable[[str, Path, int | None], ArrayDataset]
+
+    @property
+    def needs_files(self) -> bool:
+        return bool(self.folders)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+# ---------------------------------------------------------------------------------------------- public API
+
+
+def available_datasets() -> list[str]:
+    """Names accepted by `load_dataset` (canonical names; aliases such as "fashion-mnist" also work)."""
+    return list(DATASETS)
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data root: the argument, else $DNMSNN_DATA_DIR, else ./data."""
+    if data_dir is not None and str(data_dir) != "":
+        return Path(data_dir).expanduser()
+    env = os.environ.get(DATA_DIR_ENV, "").strip()
+    return Path(env).expanduser() if env else Path("data")
+
+
+def load_dataset(
+    name: str,
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
+) -> ArrayDataset:
+    """Load split "train" or "test" of a registered dataset, optionally only its first `limit` samples."""
+    info = DATASETS[_canonical_name(name)]
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1
+    ):
+        raise InputError(f"limit must be a positive integer or None, got {limit!r}")
+    return info.loader(split, resolve_data_dir(data_dir), None if limit is None else int(limit))
+
+
+def split_validation(
+    ds: ArrayDataset, fraction: float, seed: int
+) -> tuple[ArrayDataset, ArrayDataset | None]:
+    """Split off a stratified random validation set of round(fraction * len(ds)) samples.
+
+    Deterministic for a given seed; both parts keep the original sample order. fraction 0 -> (ds, None).
+    """
+    fraction = _check_fraction(fraction)
+    if fraction == 0.0:
+        return ds, None
+    if len(ds) < 2:
+        raise InputError(f"split_validation: dataset {ds.name!r} has {len(ds)} samples; need at least 2")
+    n_val = min(max(round(fraction * len(ds)), 1), len(ds) - 1)
+    gen = torch.Generator().manual_seed(int(seed))
+    counts = torch.bincount(ds.labels, minlength=ds.num_classes)
+    quotas = _largest_remainder(counts.tolist(), n_val)
+    val_parts = []
+    for cls, quota in enumerate(quotas):
+        if quota == 0:
+            continue
+        members = torch.nonzero(ds.labels == cls).flatten()
+        val_parts.append(members[torch.randperm(members.numel(), generator=gen)[:quota]])
+    val_idx = torch.sort(torch.cat(val_parts)).values
+    is_val = torch.zeros(len(ds), dtype=torch.bool)
+    is_val[val_idx] = True
+    train_idx = torch.nonzero(~is_val).flatten()
+    return ds.subset(train_idx), ds.subset(val_idx)
+
+
+# ---------------------------------------------------------------------------------------------- loaders
+
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_CIFAR_FULL = {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test": ("test_batch.bin",)}
+_CIFAR_PARTIAL = {"train": ("data_batch_1_first4000.bin",), "test": ("test_batch_first1000.bin",)}
+_CIFAR_PARTIAL_LABELS = "train_labels_all50000.bin"
+_CIFAR_META = "batches.meta.txt"
+_CIFAR_FULL_FOLDERS = ("cifar-10-batches-bin", "cifar10")
+_CIFAR_PARTIAL_FOLDERS = ("cifar10-partial",)
+
+
+def _load_digits(split: str, data_dir: Path, limit: int | None) -> ArrayDataset:
+    images, labels = load_digits_split(split)
+    images, labels = images[:limit], labels[:limit]
+    return ArrayDataset(torch.from_numpy(images), torch.from_numpy(labels), list(DIGITS_CLASSES), "digits")
+
+
+def _idx_loader(name: str) -> Callable[[str, Path, int | None], ArrayDataset]:
+    def load(split: str, data_dir: Path, limit: int | None) -> ArrayDataset:
+        info = DATASETS[name]
+        wanted = [(f + ".gz", f) for f in _IDX_FILES[split]]
+        _, (img_path, lbl_path) = _locate(name, split, data_dir, info.folders, wanted)
+        for path in (img_path, lbl_path):
+            check_file(path, known_key=f"{info.folders[0]}/{path.name}")
+        images, labels = read_idx(img_path), read_idx(lbl_path)
+        _check_idx_arrays(img_path, lbl_path, images, labels, info)
+        images, labels = images[:limit], labels[:limit]
+        return ArrayDataset(
+            _to_float(images[:, None]), torch.from_numpy(labels.astype(np.int64)), list(info.classes), name
+        )
+
+    return load
+
+
+def _load_cifar10(split: str, data_dir: Path, limit: int | None) -> ArrayDataset:
+    folder, paths, partial = _locate_cifar10(split, data_dir)
+    meta = folder / _CIFAR_META
+    for path in [*paths, *([meta] if meta.is_file() else [])]:
+        check_file(path)
+    images, labels = _read_cifar_files(paths, limit)
+    if partial and split == "train":
+        _cross_check_partial_labels(folder, paths[0], labels)
+    if partial:
+        warnings.warn(
+            f"cifar10: only the partial CIFAR-10 subset was found in {_abs(folder)} "
+            f"({paths[0].stat().st_size // RECORD_BYTES:,} {split} images; a 4,000/1,000-image subset): "
+            "this is NOT full CIFAR-10, do not report results on it as CIFAR-10 numbers",
+            PartialDatasetWarning,
+            stacklevel=3,
+        )
+    classes = read_cifar10_classes(meta) if meta.is_file() else list(CIFAR10_CLASSES)
+    name = "cifar10-partial" if partial else "cifar10"
+    return ArrayDataset(_to_float(images), torch.from_numpy(labels), classes, name)
+
+
+def _locate_cifar10(split: str, data_dir: Path) -> tuple[Path, list[Path], bool]:
+    """The full official batches if present, else the partial files; an incomplete full copy is an error."""
+    looked: list[str] = []
+    full = [(f,) for f in _CIFAR_FULL[split]]
+    found = _find_folder(data_dir, _CIFAR_FULL_FOLDERS, full, "cifar10", looked)
+    if found is not None:
+        return found[0], found[1], False
+    hint = "cifar-10-batches-bin/ (or cifar10-partial/)"
+    candidates = _candidate_folders(data_dir, _CIFAR_FULL_FOLDERS, "cifar10", [])
+    if any(d.is_dir() and any((d / f).is_file() for f in _CIFAR_FULL[split]) for d in candidates):
+        raise _not_found_error("cifar10", split, data_dir, looked, hint)  # an incomplete full copy
+    found = _find_folder(
+        data_dir, _CIFAR_PARTIAL_FOLDERS, [(f,) for f in _CIFAR_PARTIAL[split]], "cifar10", looked
+    )
+    if found is None:
+        raise _not_found_error("cifar10", split, data_dir, looked, hint)
+    return found[0], found[1], True
+
+
+def _read_cifar_files(paths: list[Path], limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    images, labels, remaining = [], [], limit
+    for path in paths:
+        if remaining is not None and remaining <= 0:
+            break
+        x, y = read_cifar10_bin(path, max_records=remaining)
+        images.append(x)
+        labels.append(y)
+        if remaining is not None:
+            remaining -= len(y)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _cross_check_partial_labels(folder: Path, batch: Path, labels: np.ndarray) -> None:
+    label_file = folder / _CIFAR_PARTIAL_LABELS
+    if not label_file.is_file():
+        return
+    check_file(label_file)
+    all_labels = np.fromfile(label_file, dtype=np.uint8, count=len(labels)).astype(np.int64)
+    if len(all_labels) != len(labels) or not np.array_equal(all_labels, labels):
+        raise DataError(
+            f"{batch}: its labels disagree with {label_file}; one of the two files is corrupt, re-copy both"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _canonical_name(name: str) -> str:
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in DATASETS:
+        names = ", ".join(available_datasets())
+        raise DataError(f"unknown dataset {name!r}; available datasets: {names} (alias: fashion-mnist)")
+    return key
+
+
+def _locate(
+    name: str, split: str, data_dir: Path, folders: tuple[str, ...], wanted: list[tuple[str, ...]]
+) -> tuple[Path, list[Path]]:
+    looked: list[str] = []
+    found = _find_folder(data_dir, folders, wanted, name, looked)
+    if found is None:
+        raise _not_found_error(name, split, data_dir, looked, f"{folders[0]}/")
+    return found
+
+
+def _find_folder(
+    data_dir: Path, folders: tuple[str, ...], wanted: list[tuple[str, ...]], name: str, looked: list[str]
+) -> tuple[Path, list[Path]] | None:
+    """First candidate folder holding every wanted file (each given as alternative names); log the misses."""
+    for folder in _candidate_folders(data_dir, folders, name, looked):
+        if not folder.is_dir():
+            looked.append(f"{_abs(folder)}: directory not found")
+            continue
+        paths = [next((folder / alt for alt in alts if (folder / alt).is_file()), None) for alts in wanted]
+        missing = [" or ".join(alts) for alts, p in zip(wanted, paths, strict=True) if p is None]
+        if not missing:
+            return folder, [p for p in paths if p is not None]
+        looked.append(f"{_abs(folder)}: missing {', '.join(missing)}")
+    return None
+
+
+def _candidate_folders(data_dir: Path, folders: tuple[str, ...], name: str, looked: list[str]) -> list[Path]:
+    """data_dir/<folder> for each folder, then data_dir itself unless it is another dataset's folder."""
+    candidates = [data_dir / f for f in folders]
+    own = {_norm(f) for f in folders}
+    others = {_norm(f) for key, info in DATASETS.items() if key != name for f in info.folders}
+    dir_name = _norm(_abs(data_dir).name)
+    if dir_name in own or dir_name not in others:
+        candidates.append(data_dir)
+    elif not any(line.startswith(f"{_abs(data_dir)}: skipped") for line in looked):
+        looked.append(f"{_abs(data_dir)}: skipped, it is the folder of another dataset")
+    return candidates
+
+
+def _abs(path: Path) -> Path:
+    return Path(os.path.abspath(path))
+
+
+def _not_found_error(name: str, split: str, data_dir: Path, looked: list[str], folder_hint: str) -> DataError:
+    lines = "\n".join(f"  {line}" for line in looked)
+    return DataError(
+        f"dataset {name!r} ({split} split) not found under data dir {_abs(data_dir)}; "
+        f"looked at:\n{lines}\n"
+        f"Fix: pass --data-dir (data_dir=) or set {DATA_DIR_ENV} to the folder that holds {folder_hint}, "
+        "or to that folder itself"
+    )
+
+
+def _check_idx_arrays(
+    img_path: Path, lbl_path: Path, images: np.ndarray, labels: np.ndarray, info: DatasetInfo
+) -> None:
+    if images.dtype != np.uint8 or images.ndim != 3 or tuple(images.shape[1:]) != info.shape[1:]:
+        raise DataError(
+            f"{img_path}: expected uint8 images [N,{info.shape[1]},{info.shape[2]}], got {images.dtype} "
+            f"{list(images.shape)}; this is not the {info.name} image file, re-copy it"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise DataError(
+            f"{lbl_path}: expected a 1-D uint8 label file, got {labels.dtype} {list(labels.shape)}; "
+            "re-copy it"
+        )
+    if len(labels) != len(images):
+        raise DataError(
+            f"{lbl_path}: {len(labels)} labels but {img_path.name} holds {len(images)} images; "
+            "the files belong to different splits or one is truncated, re-copy both"
+        )
+    if len(labels) and int(labels.max()) >= info.num_classes:
+        raise DataError(
+            f"{lbl_path}: label {int(labels.max())} out of range 0..{info.num_classes - 1}; re-copy it"
+        )
+
+
+def _to_float(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32).div_(255.0)
+
+
+def _as_index(indices: Sequence[int] | np.ndarray | torch.Tensor | slice, n: int) -> torch.Tensor:
+    if isinstance(indices, slice):
+        return torch.arange(n)[indices]
+    try:
+        idx = indices if isinstance(indices, torch.Tensor) else torch.as_tensor(np.asarray(indices))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(f"subset: indices must be a 1-D sequence of integers ({exc})") from None
+    if idx.ndim != 1:
+        raise InputError(f"subset: indices must be 1-D, got shape {list(idx.shape)}")
+    if idx.numel() == 0:
+        return torch.zeros(0, dtype=torch.long)
+    if idx.dtype == torch.bool or idx.dtype.is_floating_point or idx.dtype.is_complex:
+        raise InputError(
+            f"subset: indices must be integers (not a {idx.dtype} mask or values), got {idx.dtype}"
+        )
+    idx = idx.long()
+    if int(idx.min()) < -n or int(idx.max()) >= n:
+        raise InputError(f"subset: indices must lie in [-{n}, {n - 1}] for a dataset of {n} samples")
+    return idx
+
+
+def _check_fraction(fraction: float) -> float:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating, np.integer)):
+        raise InputError(f"validation fraction must be a number in [0, 1), got {fraction!r}")
+    value = float(fraction)
+    if not math.isfinite(value) or not 0.0 <= value < 1.0:
+        raise InputError(f"validation fraction must be in [0, 1), got {fraction!r}")
+    return value
+
+
+def _largest_remainder(counts: list[int], total: int) -> list[int]:
+    """Split `total` over classes proportionally to `counts` (Hamilton's method; ties to the lower class)."""
+    n = sum(counts)
+    exact = [total * c / n for c in counts]
+    quotas = [math.floor(e) for e in exact]
+    order = sorted(range(len(counts)), key=lambda i: (-(exact[i] - quotas[i]), i))
+    for i in order[: total - sum(quotas)]:
+        quotas[i] += 1
+    return quotas
+
+
+def _norm(folder: str) -> str:
+    return folder.lower().replace("-", "").replace("_", "")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"{value.dtype} tensor of shape {list(value.shape)}"
+    return type(value).__name__
+
+
+_MNIST_CLASSES = tuple(str(d) for d in range(10))
+_FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+DATASETS: dict[str, DatasetInfo] = {
+    "digits": DatasetInfo(
+        "digits",
+        (1, 8, 8),
+        DIGITS_CLASSES,
+        (),
+        "scikit-learn 8x8 digits, 1,797 images, embedded (no files needed)",
+        _load_digits,
+    ),
+    "mnist": DatasetInfo(
+        "mnist",
+        (1, 28, 28),
+        _MNIST_CLASSES,
+        ("mnist", "MNIST"),
+        "MNIST handwritten digits, gzip IDX files in mnist/",
+        _idx_loader("mnist"),
+    ),
+    "fashion_mnist": DatasetInfo(
+        "fashion_mnist",
+        (1, 28, 28),
+        _FASHION_CLASSES,
+        ("fashion-mnist", "fashion_mnist", "FashionMNIST"),
+        "Fashion-MNIST, gzip IDX files in fashion-mnist/",
+        _idx_loader("fashion_mnist"),
+    ),
+    "cifar10": DatasetInfo(
+        "cifar10",
+        (3, 32, 32),
+        CIFAR10_CLASSES,
+        (*_CIFAR_FULL_FOLDERS, *_CIFAR_PARTIAL_FOLDERS),
+        "CIFAR-10 binary batches in cifar-10-batches-bin/ (falls back to cifar10-partial/)",
+        _load_cifar10,
+    ),
+}
+_ALIASES = {"fashion-mnist": "fashion_mnist", "fashionmnist": "fashion_mnist", "cifar-10": "cifar10"}

@@ -1,0 +1,165 @@
+"""The typed run configuration: one dataclass per section, loadable from YAML with ``--set`` overrides.
+
+```yaml
+model:   {name: mlp, args: {hidden: [300, 300], beta: 0.8187}}
+data:    {name: mnist, val_fraction: 0.0}
+encoder: {name: poisson, T: 20, eval_T: [1, 5, 10, 20]}
+rule:    {name: bptt, loss: ce}
+optim:   {name: adam, lr: 1.0e-4, schedule: none}
+train:   {epochs: 20, batch_size: 64, seed: 0, test_T: 5}
+```
+Unknown keys are errors that list the valid ones (see :mod:`dnmsnn.train.configtools`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import ConfigError
+from .configtools import dump_yaml, load_config, to_dict
+
+
+def _require(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass
+class ModelConfig:
+    """``name`` from ``dnmsnn models``; ``args`` override the builder's keyword arguments."""
+
+    name: str = "digits_mlp"
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        from .. import models
+
+        _require(self.name in models.available(), "model.name",
+                 f"unknown model {self.name!r}; available: {', '.join(models.available())}")
+        valid = models.info(self.name).defaults
+        unknown = sorted(set(self.args) - set(valid))
+        _require(not unknown, "model.args", f"{self.name!r} has no argument(s) {unknown}; valid: {', '.join(valid)}")
+
+
+@dataclass
+class DataConfig:
+    """Dataset name, optional folder (``--data-dir`` wins), validation split carved from train, size limits."""
+
+    name: str = "digits"
+    dir: str | None = None
+    val_fraction: float = 0.0
+    train_limit: int | None = None
+    test_limit: int | None = None
+
+    def validate(self) -> None:
+        _require(0.0 <= self.val_fraction < 1.0, "data.val_fraction", f"must lie in [0, 1), got {self.val_fraction}")
+        for key in ("train_limit", "test_limit"):
+            v = getattr(self, key)
+            _require(v is None or v > 0, f"data.{key}", f"must be null or > 0, got {v}")
+
+
+@dataclass
+class EncoderConfig:
+    """Input coding; ``T`` is the training sequence length, ``eval_T`` the lengths of the final test sweep."""
+
+    name: Literal["poisson", "signed_poisson", "direct"] = "poisson"
+    T: int = 20
+    eval_T: list[int] = field(default_factory=list)
+    eval_seed: int = 12345
+
+    def validate(self) -> None:
+        _require(self.T > 0, "encoder.T", f"must be > 0, got {self.T}")
+        _require(all(t > 0 for t in self.eval_T), "encoder.eval_T", f"all values must be > 0, got {self.eval_T}")
+
+
+@dataclass
+class RuleConfig:
+    """Learning rule by name (``bptt``, ...), its task loss and its own arguments."""
+
+    name: str = "bptt"
+    loss: Literal["ce", "mse"] = "ce"
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        from .. import rules
+
+        _require(self.name in rules.available(), "rule.name",
+                 f"unknown rule {self.name!r}; available: {', '.join(rules.available())}")
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule (stepped once per epoch)."""
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    schedule: Literal["none", "cosine", "step", "exponential"] = "none"
+    step_size: int = 10
+    gamma: float = 0.1
+    grad_clip: float | None = None
+
+    def validate(self) -> None:
+        _require(self.lr > 0, "optim.lr", f"must be > 0, got {self.lr}")
+        _require(all(0.0 <= b < 1.0 for b in self.betas), "optim.betas", f"each must lie in [0, 1), got {self.betas}")
+        _require(self.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        _require(0.0 <= self.momentum < 1.0, "optim.momentum", f"must lie in [0, 1), got {self.momentum}")
+        _require(self.step_size > 0, "optim.step_size", f"must be > 0, got {self.step_size}")
+        _require(0.0 < self.gamma <= 1.0, "optim.gamma", f"must lie in (0, 1], got {self.gamma}")
+        _require(self.grad_clip is None or self.grad_clip > 0, "optim.grad_clip", "must be null or > 0")
+
+
+@dataclass
+class TrainConfig:
+    """Loop settings. ``test_T`` is the T of the per-epoch test (seed 001 trains at 20, tests at 5)."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 500
+    seed: int = 0
+    test_T: int | None = None
+    threads: int | None = None
+    deterministic: bool = True
+    progress: bool = True
+
+    def validate(self) -> None:
+        for key in ("epochs", "batch_size", "eval_batch_size"):
+            _require(getattr(self, key) > 0, f"train.{key}", f"must be > 0, got {getattr(self, key)}")
+        _require(self.test_T is None or self.test_T > 0, "train.test_T", "must be null or > 0")
+        _require(self.threads is None or self.threads > 0, "train.threads", "must be null or > 0")
+
+
+@dataclass
+class RunConfig:
+    """A whole experiment: what ``dnmsnn train --config FILE`` reads."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    rule: RuleConfig = field(default_factory=RuleConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def test_T(self) -> int:
+        return self.train.test_T or self.encoder.T
+
+    @property
+    def eval_T(self) -> list[int]:
+        return sorted(set(self.encoder.eval_T) | {self.test_T})
+
+
+def load_run_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """YAML file (or defaults when None) plus ``key=value`` overrides, validated."""
+    return load_config(RunConfig, None if path is None else str(path), list(overrides))
+
+
+def save_run_config(cfg: RunConfig, path: str | Path) -> None:
+    dump_yaml(cfg, str(path))
+
+
+def config_dict(cfg: RunConfig) -> dict[str, Any]:
+    return to_dict(cfg)
