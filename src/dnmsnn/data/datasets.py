@@ -171,7 +171,7 @@ def split_validation(
     if len(ds) < 2:
         raise InputError(f"split_validation: dataset {ds.name!r} has {len(ds)} samples; need at least 2")
     n_val = min(max(round(fraction * len(ds)), 1), len(ds) - 1)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(_check_seed(seed))
     counts = torch.bincount(ds.labels, minlength=ds.num_classes)
     quotas = _largest_remainder(counts.tolist(), n_val)
     val_parts = []
@@ -411,6 +411,12 @@ def _check_fraction(fraction: float) -> float:
     if not math.isfinite(value) or not 0.0 <= value < 1.0:
         raise InputError(f"validation fraction must be in [0, 1), got {fraction!r}")
     return value
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise InputError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    return int(seed)
 
 
 def _largest_remainder(counts: list[int], total: int) -> list[int]:
