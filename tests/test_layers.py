@@ -7,8 +7,21 @@ from torch import nn
 
 import dnmsnn
 from dnmsnn import (
-    IF, LIF, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, InputError, Integrator, Linear,
-    MaxPool2d, Network, Residual, Sequential,
+    IF,
+    LIF,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    InputError,
+    Integrator,
+    Linear,
+    MaxPool2d,
+    Network,
+    Residual,
+    Sequential,
 )
 
 

@@ -94,7 +94,10 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     t.fit()
     before = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"]
     t2 = make_trainer(tmp_path, "train.epochs=3", resume=True)
-    monkeypatch.setattr(t2.rule, "loss_backward", lambda m, x, y, aux=None: (torch.tensor(float("nan")), torch.zeros(len(y), 10)))
+    def nan_loss(model, x, y, aux=None):
+        return torch.tensor(float("nan")), torch.zeros(len(y), 10)
+
+    monkeypatch.setattr(t2.rule, "loss_backward", nan_loss)
     with pytest.raises(TrainingError, match="nan"):
         t2.fit()
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == before

@@ -25,12 +25,16 @@ DEMO_OVERRIDES = (
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
-    p.add_argument("--data-dir", default=None, help="folder holding the datasets (e.g. mnist/); default $DNMSNN_DATA_DIR or ./data")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding the datasets (e.g. mnist/); default $DNMSNN_DATA_DIR or ./data")
     p.add_argument("--out", default=None, help="run directory (default runs/<config name>-<time>)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="shorthand for --set train.seed=N (same seed: identical run on CPU)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dnmsnn", description="Train spiking neural networks the way three papers describe.")
+    parser = argparse.ArgumentParser(prog="dnmsnn",
+                                     description="Train spiking neural networks the way three papers describe.")
     parser.add_argument("--version", action="version", version=f"dnmsnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -63,7 +67,8 @@ def cmd_train(args: argparse.Namespace, overrides: Sequence[str] = (), name: str
     config = args.config if hasattr(args, "config") else None
     if config is None and getattr(args, "resume", False) and args.out and (Path(args.out) / CONFIG).exists():
         config = str(Path(args.out) / CONFIG)
-    cfg = load_run_config(config, [*overrides, *args.overrides])
+    seed = [] if args.seed is None else [f"train.seed={args.seed}"]
+    cfg = load_run_config(config, [*overrides, *args.overrides, *seed])
     out = Path(args.out) if args.out else _default_out(name or (Path(config).stem if config else "run"))
     trainer = Trainer(cfg, out, data_dir=args.data_dir, resume=getattr(args, "resume", False))
     return trainer.fit()
@@ -77,10 +82,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .train import build_model, evaluate, load_checkpoint, load_run_config
-    from .train.trainer import CHECKPOINT, CONFIG
     from . import create_encoder, rules
     from .data import load_dataset
+    from .train import build_model, evaluate, load_checkpoint, load_run_config
+    from .train.trainer import CHECKPOINT, CONFIG
 
     run = Path(args.run_dir)
     cfg = load_run_config(run / CONFIG) if (run / CONFIG).exists() else None

@@ -128,7 +128,7 @@ class Sequential(SpikingModule, nn.Sequential):
     def step(self, x: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
         state = [None] * len(self) if state is None else state
         new_state = []
-        for layer, s in zip(self, state):
+        for layer, s in zip(self, state, strict=True):
             x, s = step_module(layer, x, s)
             new_state.append(s)
         return x, new_state

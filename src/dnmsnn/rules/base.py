@@ -22,7 +22,10 @@ LOSSES = ("ce", "mse")
 
 
 def task_loss(logits: torch.Tensor, targets: torch.Tensor, name: str = "ce") -> torch.Tensor:
-    """``ce``: mean softmax cross-entropy (seed 001 eq. 10); ``mse``: mean over the batch of 1/2 ||onehot - logits||^2."""
+    """``ce``: mean softmax cross-entropy (seed 001 eq. 10).
+
+    ``mse``: mean over the batch of 1/2 ||onehot - logits||^2.
+    """
     if name == "ce":
         return F.cross_entropy(logits, targets)
     onehot = F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
@@ -36,7 +39,8 @@ def check_batch(model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> 
         raise InputError(f"targets must be int64 class indices of shape [B] = [{inputs.shape[1]}], got "
                          f"{targets.dtype} {tuple(targets.shape)}")
     if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= model.num_classes):
-        raise InputError(f"targets must lie in 0..{model.num_classes - 1}, got {int(targets.min())}..{int(targets.max())}")
+        raise InputError(f"targets must lie in 0..{model.num_classes - 1}, "
+                         f"got {int(targets.min())}..{int(targets.max())}")
 
 
 class LearningRule(ABC):

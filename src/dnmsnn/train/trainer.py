@@ -130,7 +130,8 @@ class Trainer:
     def _load(self) -> None:
         ckpt = load_checkpoint(self.out / CHECKPOINT)
         if ckpt.get("model_name") != self.cfg.model.name:
-            raise CheckpointError(f"checkpoint is of model {ckpt.get('model_name')!r}, config says {self.cfg.model.name!r}")
+            raise CheckpointError(f"checkpoint is of model {ckpt.get('model_name')!r}, "
+                                  f"config says {self.cfg.model.name!r}")
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -151,7 +152,8 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg, model = self.cfg, self.model
         model.train()
-        order = torch.randperm(len(self.train_set), generator=torch.Generator().manual_seed(derived_seed(cfg.train.seed, epoch, 0)))
+        order_rng = torch.Generator().manual_seed(derived_seed(cfg.train.seed, epoch, 0))
+        order = torch.randperm(len(self.train_set), generator=order_rng)
         self.encoder.seed(derived_seed(cfg.train.seed, epoch, 1))
         self.encoder.with_T(cfg.encoder.T)
         torch.manual_seed(derived_seed(cfg.train.seed, epoch, 2))
@@ -199,8 +201,8 @@ class Trainer:
             save_checkpoint(self._payload(epoch), self.out / CHECKPOINT)
             self._write_metrics()
             val = f" val {row['val_acc']:.2%}" if "val_acc" in row else ""
-            self.echo(f"epoch {epoch + 1}/{cfg.train.epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.2%}"
-                      f"{val}  test {row['test_acc']:.2%} (T={cfg.test_T})  {row['train_time_s']:.1f}s "
+            self.echo(f"epoch {epoch + 1}/{cfg.train.epochs}  loss {row['train_loss']:.4f}  "
+                      f"train {row['train_acc']:.2%}{val}  test {row['test_acc']:.2%} (T={cfg.test_T})  {row['train_time_s']:.1f}s "
                       f"{row['train_samples_per_s']:.0f} samples/s")
         results = self.final_results(time.perf_counter() - t_start)
         (self.out / RESULTS).write_text(json.dumps(results, indent=2) + "\n")
