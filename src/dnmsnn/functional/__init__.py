@@ -10,11 +10,13 @@ from .neuron import (
     integrator_step,
     neuron_sequence,
     neuron_step,
+    no_temporal_grad,
+    temporal_grad_enabled,
 )
 from .surrogate import SURROGATES, Surrogate, get_surrogate, spike
 
 __all__ = [
     "IntegratorState", "NeuronParameters", "NeuronState", "SURROGATES", "Surrogate", "charge",
     "fire_and_reset", "get_surrogate", "initial_state", "integrator_sequence", "integrator_step",
-    "neuron_sequence", "neuron_step", "spike",
+    "neuron_sequence", "neuron_step", "no_temporal_grad", "spike", "temporal_grad_enabled",
 ]

@@ -22,11 +22,36 @@ The integrator (seed 001's last layer, seed 002's output layer) never fires:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
 
 from .surrogate import Surrogate, spike
+
+
+_TEMPORAL_GRAD = contextvars.ContextVar("dnmsnn_temporal_grad", default=True)
+
+
+@contextlib.contextmanager
+def no_temporal_grad() -> Iterator[None]:
+    """Within the block, gradients flow through space only: V[k-1] is detached before it enters H[k].
+
+    This cuts the leak and the reset paths between steps (seed 001's spatial backpropagation, eq. 8:
+    sensitivities pass from layer m+1 to m within the same step k only); forward values are unchanged.
+    """
+    token = _TEMPORAL_GRAD.set(False)
+    try:
+        yield
+    finally:
+        _TEMPORAL_GRAD.reset(token)
+
+
+def temporal_grad_enabled() -> bool:
+    """False inside :func:`no_temporal_grad`."""
+    return _TEMPORAL_GRAD.get()
 
 
 class NeuronState(NamedTuple):
@@ -81,7 +106,8 @@ def neuron_step(
     """One step of a LIF / IF layer: returns (spikes S[k], new state V[k], pre-reset potential H[k])."""
     if state is None:
         state = initial_state(x, p)
-    h = charge(state.v, x, p)
+    v_prev = state.v if _TEMPORAL_GRAD.get() else state.v.detach()
+    h = charge(v_prev, x, p)
     s, v = fire_and_reset(h, p)
     return s, NeuronState(v), h
 
@@ -113,13 +139,14 @@ def integrator_step(
     if state is None:
         v = x.clone()
     else:
-        v = (state.v if beta is None else beta * state.v) + x
+        v_prev = state.v if _TEMPORAL_GRAD.get() else state.v.detach()
+        v = (v_prev if beta is None else beta * v_prev) + x
     return v, IntegratorState(v)
 
 
 def integrator_sequence(x: torch.Tensor, beta: float | None = None) -> torch.Tensor:
     """The potential trace v [T, B, ...] of an integrator driven by x [T, B, ...] from v[0] = 0."""
-    if beta is None:
+    if beta is None and _TEMPORAL_GRAD.get():
         return torch.cumsum(x, dim=0)
     out, state = [], None
     for k in range(x.shape[0]):

@@ -92,6 +92,8 @@ class Trainer:
         self.rule: LearningRule = rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args)
         self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, t.epochs)
+        if hasattr(self.rule, "bind_optimizer"):
+            self.rule.bind_optimizer(self.optimizer)
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         if resume:
@@ -167,9 +169,10 @@ class Trainer:
             if not math.isfinite(float(loss)):
                 raise TrainingError(f"the loss became {float(loss)} at epoch {epoch + 1}, batch {b + 1}; the last good "
                                     f"checkpoint is kept in {self.out / CHECKPOINT}. Lower optim.lr or check the input")
-            if cfg.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            self.optimizer.step()
+            if not getattr(self.rule, "steps_optimizer", False):  # online per-step rules step it themselves
+                if cfg.optim.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                self.optimizer.step()
             loss_sum += float(loss) * labels.shape[0]
             correct += int((logits.argmax(-1) == labels).sum())
             seen += labels.shape[0]
