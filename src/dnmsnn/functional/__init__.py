@@ -11,6 +11,7 @@ from .neuron import (
     neuron_sequence,
     neuron_step,
     no_temporal_grad,
+    reference_path,
     temporal_grad_enabled,
 )
 from .surrogate import SURROGATES, Surrogate, get_surrogate, spike
@@ -18,5 +19,5 @@ from .surrogate import SURROGATES, Surrogate, get_surrogate, spike
 __all__ = [
     "IntegratorState", "NeuronParameters", "NeuronState", "SURROGATES", "Surrogate", "charge",
     "fire_and_reset", "get_surrogate", "initial_state", "integrator_sequence", "integrator_step",
-    "neuron_sequence", "neuron_step", "no_temporal_grad", "spike", "temporal_grad_enabled",
+    "neuron_sequence", "neuron_step", "no_temporal_grad", "reference_path", "spike", "temporal_grad_enabled",
 ]

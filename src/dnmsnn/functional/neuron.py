@@ -33,6 +33,17 @@ from .surrogate import Surrogate, spike
 
 
 _TEMPORAL_GRAD = contextvars.ContextVar("dnmsnn_temporal_grad", default=True)
+_FUSED = contextvars.ContextVar("dnmsnn_fused", default=True)
+
+
+@contextlib.contextmanager
+def reference_path() -> Iterator[None]:
+    """Within the block, multi-step neurons run the step-by-step autograd reference instead of the fused node."""
+    token = _FUSED.set(False)
+    try:
+        yield
+    finally:
+        _FUSED.reset(token)
 
 
 @contextlib.contextmanager
@@ -115,7 +126,17 @@ def neuron_step(
 def neuron_sequence(
     x: torch.Tensor, p: NeuronParameters, record: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Run the recurrence over x [T, B, ...] from rest: returns (spikes [T, B, ...], H trace or None)."""
+    """Run the recurrence over x [T, B, ...] from rest: returns (spikes [T, B, ...], H trace or None).
+
+    Uses the fused autograd node (:mod:`dnmsnn.functional.fused`, same values) unless the threshold
+    needs a gradient or :func:`reference_path` is active.
+    """
+    thr = p.threshold
+    if _FUSED.get() and not (isinstance(thr, torch.Tensor) and thr.requires_grad):
+        from .fused import fused_neuron_sequence
+
+        spikes, trace = fused_neuron_sequence(x, p, _TEMPORAL_GRAD.get())
+        return spikes, (trace if record else None)
     state = initial_state(x[0], p)
     spikes, trace = [], []
     for k in range(x.shape[0]):
