@@ -13,7 +13,7 @@ from torch import nn
 
 from ._checks import check_sequence
 from .errors import InputError
-from .module import SpikingModule, step_module
+from .module import SpikingModule, step_module, totals_module
 
 
 class _TimeDistributed(SpikingModule):
@@ -42,17 +42,30 @@ class Linear(_TimeDistributed, nn.Linear):
             raise InputError(f"Linear expects {self.in_features} input features, got shape {tuple(x.shape)}")
         return nn.functional.linear(x, self.weight, self.bias)
 
+    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        """FI = W FO (+ T b): eq. 6 of seed 002."""
+        y = nn.functional.linear(x, self.weight)
+        return y if self.bias is None else y + T * self.bias
+
 
 class Conv2d(_TimeDistributed, nn.Conv2d):
     """2-D convolution applied to every step of ``[T, B, C, H, W]``."""
 
     feature_dims = 3
 
+    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        """FI = W * FO (+ T b): convolution is linear, so it commutes with the sum over time."""
+        y = self._conv_forward(x, self.weight, None)
+        return y if self.bias is None else y + T * self.bias.view(1, -1, 1, 1)
+
 
 class AvgPool2d(_TimeDistributed, nn.AvgPool2d):
     """Average pooling of every step (seed 002's P2)."""
 
     feature_dims = 3
+
+    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        return nn.AvgPool2d.forward(self, x)
 
 
 class MaxPool2d(_TimeDistributed, nn.MaxPool2d):
@@ -87,6 +100,9 @@ class Flatten(SpikingModule):
     def step(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         return x.flatten(1), state
 
+    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        return x.flatten(1)
+
 
 class Dropout(SpikingModule):
     """Dropout with one mask for all T steps (a neuron is dropped for the whole sequence)."""
@@ -96,10 +112,12 @@ class Dropout(SpikingModule):
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
             raise InputError(f"Dropout p must lie in [0, 1), got {p!r}")
         self.p = float(p)
+        self.last_mask: torch.Tensor | None = None  # the mask of the last call (reused by the totals mode)
 
     def _mask(self, like: torch.Tensor) -> torch.Tensor:
         keep = torch.empty_like(like).bernoulli_(1.0 - self.p)
-        return keep.div_(1.0 - self.p)
+        self.last_mask = keep.div_(1.0 - self.p)
+        return self.last_mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_sequence(x, "Dropout")
@@ -112,6 +130,14 @@ class Dropout(SpikingModule):
             return x, state
         mask = self._mask(x) if state is None else state
         return x * mask, mask
+
+    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        """The same mask as the recorded forward (it multiplies every step alike, so the totals too)."""
+        if not self.training or self.p == 0.0:
+            return x
+        if self.last_mask is None or self.last_mask.shape != x.shape:
+            raise InputError("Dropout.totals needs the mask of a preceding forward over the same batch")
+        return x * self.last_mask
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -133,6 +159,11 @@ class Sequential(SpikingModule, nn.Sequential):
             new_state.append(s)
         return x, new_state
 
+    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        for layer in self:
+            x = totals_module(layer, x, T)
+        return x
+
 
 class Residual(SpikingModule):
     """``y = body(x) + shortcut(x)`` (identity shortcut when None); put a neuron after it to spike on the sum."""
@@ -152,3 +183,7 @@ class Residual(SpikingModule):
             return y + x, (body_state, None)
         s, short_state = step_module(self.shortcut, x, short_state)
         return y + s, (body_state, short_state)
+
+    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        y = totals_module(self.body, x, T)
+        return y + (x if self.shortcut is None else totals_module(self.shortcut, x, T))

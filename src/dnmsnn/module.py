@@ -14,12 +14,28 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import InputError
+
 
 class SpikingModule(nn.Module):
     """Base class for multi-step layers that also run one step at a time."""
 
     def step(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
+
+    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        """The layer applied to accumulated flows [B, ...] (seed 002's equivalent network); see dnmsnn.totals."""
+        raise InputError(f"{type(self).__name__} has no totals form (it is not linear over time); the asf rule "
+                         "supports Linear, Conv2d, AvgPool2d, Flatten, Dropout, Residual and LIF/IF/Integrator")
+
+
+def totals_module(module: nn.Module, x: torch.Tensor, T: int) -> torch.Tensor:
+    """The totals form of any module (plain torch modules have none, except Identity)."""
+    if isinstance(module, SpikingModule):
+        return module.totals(x, T)
+    if isinstance(module, nn.Identity):
+        return x
+    raise InputError(f"{type(module).__name__} has no totals form; use dnmsnn layers in networks for the asf rule")
 
 
 def step_module(module: nn.Module, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:

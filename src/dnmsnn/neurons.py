@@ -15,6 +15,7 @@ from ._checks import check_choice, check_sequence
 from .errors import InputError
 from .functional.surrogate import Surrogate, get_surrogate
 from .module import SpikingModule
+from .totals import StraightThroughTotals, is_recording
 
 RESETS = ("zero", "subtract")
 
@@ -61,6 +62,11 @@ class _SpikingNeuron(SpikingModule):
         self.strict = bool(strict)
         self.record = bool(record)
         self.v_trace: torch.Tensor | None = None
+        # totals mode (seed 002): FI = sum_t x[t], FO = sum_t s[t] of the last recorded forward, and the
+        # slope S ~= dFO/dFI that the asf rule sets before phase 2
+        self.fi_total: torch.Tensor | None = None
+        self.fo_total: torch.Tensor | None = None
+        self.totals_slope: torch.Tensor | None = None
 
     # the charge form; overridden by LIF
     beta: float | None = None
@@ -78,11 +84,28 @@ class _SpikingNeuron(SpikingModule):
         check_sequence(x, type(self).__name__)
         spikes, trace = F.neuron_sequence(x, self.parameters_tuple(), record=self.record)
         self.v_trace = None if trace is None else trace.detach()
+        if is_recording():
+            self._accumulate(x.detach().sum(0), spikes.detach().sum(0))
         return spikes
 
     def step(self, x: torch.Tensor, state: F.NeuronState | None = None) -> tuple[torch.Tensor, F.NeuronState]:
         s, state, _ = F.neuron_step(x, state, self.parameters_tuple())
+        if is_recording():
+            self._accumulate(x.detach(), s.detach())
         return s, state
+
+    def _accumulate(self, fi: torch.Tensor, fo: torch.Tensor) -> None:
+        self.fi_total = fi.clone() if self.fi_total is None else self.fi_total + fi
+        self.fo_total = fo.clone() if self.fo_total is None else self.fo_total + fo
+
+    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        """Straight-through on totals: value FO (recorded), gradient S * incoming (seed 002, eqs. 8-9)."""
+        if self.fo_total is None or self.totals_slope is None:
+            raise InputError(f"{type(self).__name__}.totals needs a recorded forward (dnmsnn.totals.recording_totals) "
+                             "and a slope S set by the asf rule")
+        if self.fo_total.shape != x.shape:
+            raise InputError(f"recorded totals {tuple(self.fo_total.shape)} do not match the input {tuple(x.shape)}")
+        return StraightThroughTotals.apply(x, self.fo_total, self.totals_slope)
 
     def extra_repr(self) -> str:
         form = f"beta={self.beta}" if self.beta is not None else (f"tau={self.tau}" if self.tau else "IF")
@@ -179,6 +202,12 @@ class Integrator(SpikingModule):
 
     def step(self, x: torch.Tensor, state: F.IntegratorState | None = None) -> tuple[torch.Tensor, F.IntegratorState]:
         return F.integrator_step(x, state, self.beta)
+
+    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        """v[T] = sum_t x[t] = FI: the accumulated output is its total input (seed 002's V^N(T))."""
+        if self.beta is not None:
+            raise InputError("a leaky Integrator has no totals form (its v[T] is not the total input); use beta=None")
+        return x
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}"

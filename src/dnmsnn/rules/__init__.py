@@ -1,5 +1,5 @@
 """Learning rules as interchangeable strategies behind one interface."""
-from . import bptt, spatial  # noqa: F401  (register "bptt", "spatial")
+from . import asf, bptt, spatial  # noqa: F401  (register "asf", "bptt", "spatial")
 from .base import LOSSES, LearningRule, task_loss
 from .registry import available, create, register_rule
 

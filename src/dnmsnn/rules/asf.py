@@ -1,0 +1,140 @@
+"""Accumulated Spiking Flow (Wu et al., AAAI 2021; seed 002).
+
+Phase 1 runs the T steps without autograd and records, per spiking layer n, ``FI^n = sum_t I^n(t)``
+and ``FO^n = sum_t s^n(t)``. Phase 2 backpropagates once through the equivalent network on totals:
+
+    FI^n = W^n FO^{n-1}                                    (eq. 6; FO^0 = input spike counts)
+    dFO^n / dFI^n ~= S^n                                   (the ratio FO/FI)
+    dL/dFO^n_i = sum_j dL/dFO^{n+1}_j S^{n+1}_j w^{n+1}_{ji}   (eq. 8, read with w^{n+1}: the slides print w^N)
+    dL/dw^n_ij = dL/dFO^n_i S^n_i FO^{n-1}_j                 (eq. 9, read without the stray sum over j)
+    L = 1/2 || Y - V^N(T) / (T V_th) ||^2                  (eq. 5; V^N(T) = FI^N, the Integrator output)
+
+``slope`` chooses how S is shared (the slides: one ratio per layer, S^n = sum_i FO_i / sum_i FI_i;
+whether the sums also run over the batch is not said):
+
+* ``"sample"`` (default): per layer and per sample, the slides' formula applied to each input;
+* ``"batch"``: one scalar per layer over the neurons and the whole mini-batch (``momentum`` > 0 keeps a
+  running average of it across batches);
+* ``"neuron"``: per neuron and sample, ``FO_i / FI_i`` (the slides' first form, before sharing).
+
+Our choices (the slides are silent): a ratio whose denominator ``FI <= eps`` (no net positive input,
+so FO/FI is meaningless) falls back to ``1 / V_th``, the slope of an IF neuron's rate curve
+FO ~= FI / V_th; negative ratios cannot occur elsewhere since FO >= 0. ``mask="silent"`` zeroes S for
+neurons that did not fire (FO = 0). ``phase1="layer"`` runs phase 1 layer by layer over all T (fast;
+transient activations grow with T but no graph is kept); ``phase1="step"`` runs it one step at a time,
+so the extra memory does not depend on T at all.
+"""
+from __future__ import annotations
+
+import torch
+
+from .._checks import check_choice
+from ..errors import InputError
+from ..network import Network
+from ..neurons import IF, LIF
+from ..totals import recording_totals, reset_totals
+from .base import AuxLoss, LearningRule, check_batch
+from .registry import register_rule
+
+SLOPES = ("sample", "batch", "neuron")
+PHASE1 = ("layer", "step")
+MASKS = ("none", "silent")
+
+
+def asf_slope(fi: torch.Tensor, fo: torch.Tensor, mode: str, fallback: float, eps: float = 1e-6) -> torch.Tensor:
+    """S = FO / FI shared per sample (``sample``), per mini-batch (``batch``) or per neuron; fallback where FI <= eps."""
+    if mode == "neuron":
+        num, den = fo, fi
+    elif mode == "sample":
+        dims = tuple(range(1, fi.dim()))
+        num, den = fo.sum(dims, keepdim=True), fi.sum(dims, keepdim=True)
+    else:
+        num, den = fo.sum().reshape([1] * fi.dim()), fi.sum().reshape([1] * fi.dim())
+    ok = den > eps
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.full_like(den, fallback))
+
+
+@register_rule("asf")
+class ASF(LearningRule):
+    """Accumulated Spiking Flow: phase 1 without a graph, one backward through the totals network."""
+
+    def __init__(
+        self,
+        loss: str = "mse",
+        slope: str = "sample",
+        phase1: str = "layer",
+        mask: str = "none",
+        momentum: float = 0.0,
+        v_th: float | None = None,
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__(loss)
+        self.slope = check_choice(slope, "slope", SLOPES)
+        self.phase1 = check_choice(phase1, "phase1", PHASE1)
+        self.mask = check_choice(mask, "mask", MASKS)
+        if not 0.0 <= momentum < 1.0:
+            raise InputError(f"momentum must lie in [0, 1), got {momentum}")
+        if momentum and slope != "batch":
+            raise InputError("momentum (a running average of S) needs slope='batch', the only per-layer scalar")
+        if v_th is not None and v_th <= 0:
+            raise InputError(f"v_th must be > 0, got {v_th}")
+        self.momentum, self.v_th, self.eps = float(momentum), v_th, float(eps)
+        self._running: dict[str, torch.Tensor] = {}
+
+    @staticmethod
+    def spiking_layers(model: Network) -> list[tuple[str, LIF | IF]]:
+        return [(name, m) for name, m in model.neurons() if isinstance(m, (LIF, IF))]
+
+    def output_scale(self, model: Network, T: int) -> float:
+        """T * V_th of eq. 5 (V_th: ``v_th`` or the last spiking layer's mean threshold)."""
+        if model.readout != "final":
+            return float(T)  # spiking output: spike counts / T are rates
+        if self.v_th is not None:
+            return T * self.v_th
+        layers = self.spiking_layers(model)
+        return T * (float(layers[-1][1].threshold.detach().mean()) if layers else 1.0)
+
+    @torch.no_grad()
+    def record(self, model: Network, inputs: torch.Tensor) -> None:
+        """Phase 1: run the T steps without a graph, neurons accumulating FI and FO."""
+        reset_totals(model)
+        with recording_totals():
+            if self.phase1 == "layer":
+                model(inputs)
+            else:
+                state = None
+                for k in range(inputs.shape[0]):
+                    _, state = model.step(inputs[k], state)
+
+    def set_slopes(self, model: Network) -> None:
+        for name, layer in self.spiking_layers(model):
+            fallback = 1.0 / float(layer.threshold.detach().mean())
+            s = asf_slope(layer.fi_total, layer.fo_total, self.slope, fallback, self.eps)
+            if self.momentum:
+                prev = self._running.get(name)
+                s = s if prev is None else self.momentum * prev + (1.0 - self.momentum) * s
+                self._running[name] = s
+            if self.mask == "silent":
+                s = s * (layer.fo_total > 0).to(s.dtype)
+            layer.totals_slope = s
+
+    def loss_backward(
+        self,
+        model: Network,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        aux_loss: AuxLoss | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        check_batch(model, inputs, targets)
+        T = inputs.shape[0]
+        self.record(model, inputs)
+        self.set_slopes(model)
+        out = model.totals(inputs.sum(0), T)          # phase 2: V^N(T) = FI^N through the totals network
+        logits = out / self.output_scale(model, T)
+        loss = self.objective(logits, targets, aux_loss)
+        loss.backward()
+        return loss.detach(), logits.detach()
+
+    def __repr__(self) -> str:
+        return (f"ASF(loss={self.loss!r}, slope={self.slope!r}, phase1={self.phase1!r}, mask={self.mask!r}, "
+                f"momentum={self.momentum})")
