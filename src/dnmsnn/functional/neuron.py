@@ -31,7 +31,6 @@ import torch
 
 from .surrogate import Surrogate, spike
 
-
 _TEMPORAL_GRAD = contextvars.ContextVar("dnmsnn_temporal_grad", default=True)
 _FUSED = contextvars.ContextVar("dnmsnn_fused", default=True)
 

@@ -29,7 +29,9 @@ def bondarev_mlp(
     surrogate_param: float | None = None,
     seed: int | None = None,
 ) -> Network:
-    """Eqs. 3-6: ``v^m[k] = beta v^m[k-1] + W^m b^{m-1}[k]``, spike at ``v >= s_m``, reset to 0; the last layer accumulates.
+    """Eqs. 3-6: ``v^m[k] = beta v^m[k-1] + W^m b^{m-1}[k]``, spike at ``v >= s_m``, reset to 0.
+
+    The last layer accumulates (Integrator).
 
     Initialisation (the paper follows Lee et al. 2016): ``W ~ U[-sqrt(3/h), sqrt(3/h)]`` and thresholds
     ``s_m = gain_m sqrt(3/h_m)`` with gains 5 and 3. The paper's h is "the number of neurons in the

@@ -42,7 +42,10 @@ MASKS = ("none", "silent")
 
 
 def asf_slope(fi: torch.Tensor, fo: torch.Tensor, mode: str, fallback: float, eps: float = 1e-6) -> torch.Tensor:
-    """S = FO / FI shared per sample (``sample``), per mini-batch (``batch``) or per neuron; fallback where FI <= eps."""
+    """S = FO / FI shared per sample (``sample``), per mini-batch (``batch``) or per neuron.
+
+    Where the denominator FI <= eps the ratio is meaningless and ``fallback`` is used.
+    """
     if mode == "neuron":
         num, den = fo, fi
     elif mode == "sample":

@@ -205,7 +205,8 @@ class Trainer:
             self._write_metrics()
             val = f" val {row['val_acc']:.2%}" if "val_acc" in row else ""
             self.echo(f"epoch {epoch + 1}/{cfg.train.epochs}  loss {row['train_loss']:.4f}  "
-                      f"train {row['train_acc']:.2%}{val}  test {row['test_acc']:.2%} (T={cfg.test_T})  {row['train_time_s']:.1f}s "
+                      f"train {row['train_acc']:.2%}{val}  test {row['test_acc']:.2%} (T={cfg.test_T})  "
+                      f"{row['train_time_s']:.1f}s "
                       f"{row['train_samples_per_s']:.0f} samples/s")
         results = self.final_results(time.perf_counter() - t_start)
         (self.out / RESULTS).write_text(json.dumps(results, indent=2) + "\n")

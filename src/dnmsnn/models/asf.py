@@ -1,0 +1,75 @@
+"""Networks of the ASF paper (seed 002): the LeNet it reports, and our CIFAR-10 network.
+
+Both use only layers with a totals form (Linear, Conv2d, average pooling), so the asf rule can drive
+them, and an Integrator output (the slides' non-firing output layer). No biases by default (eq. 1
+has none). Neurons are the slides' IF (``neuron="if"``) or LIF (``neuron="lif"``, tau form), with the
+strict Heaviside (spike when V > V_th) and reset to V_reset = 0.
+"""
+from __future__ import annotations
+
+from ..layers import AvgPool2d, Conv2d, Flatten, Linear
+from ..network import Network
+from ..neurons import Integrator
+from .builders import make_neuron
+from .registry import register_model
+
+
+def _neuron(neuron: str, tau: float, threshold: float, surrogate: str):
+    return make_neuron(neuron, tau=tau if neuron == "lif" else None, threshold=threshold, v_reset=0.0,
+                       strict=True, surrogate=surrogate)
+
+
+@register_model(summary="ASF LeNet 20C5-P2-50C5-P2-200FC-10FC (IF or LIF, average pooling)", paper="seed 002")
+def asf_lenet(
+    input_shape: tuple[int, ...] = (1, 28, 28),
+    num_classes: int = 10,
+    neuron: str = "if",
+    tau: float = 2.0,
+    threshold: float = 1.0,
+    bias: bool = False,
+    surrogate: str = "atan",
+) -> Network:
+    """conv 5x5 (20) -> spike -> avgpool 2 -> conv 5x5 (50) -> spike -> avgpool 2 -> FC 200 -> spike -> FC 10 -> Integrator.
+
+    ``surrogate`` is used only when the same network is trained by bptt or spatial (asf needs none).
+    """
+    c, h, w = input_shape
+    flat = 50 * ((h - 4) // 2 - 4) // 2 * (((w - 4) // 2 - 4) // 2)
+    return Network(
+        Conv2d(c, 20, 5, bias=bias), _neuron(neuron, tau, threshold, surrogate), AvgPool2d(2),
+        Conv2d(20, 50, 5, bias=bias), _neuron(neuron, tau, threshold, surrogate), AvgPool2d(2),
+        Flatten(), Linear(flat, 200, bias=bias), _neuron(neuron, tau, threshold, surrogate),
+        Linear(200, num_classes, bias=bias), Integrator(),
+        readout="final", input_shape=tuple(input_shape), num_classes=num_classes,
+    )
+
+
+@register_model(summary="Our CIFAR-10 net for ASF: VGG-style 64C3-64C3-P2-128C3-128C3-P2-256C3-P2-FC256-10",
+                paper="seed 002 (layout ours)")
+def asf_vgg(
+    input_shape: tuple[int, ...] = (3, 32, 32),
+    num_classes: int = 10,
+    width: int = 64,
+    neuron: str = "if",
+    tau: float = 2.0,
+    threshold: float = 1.0,
+    bias: bool = False,
+    surrogate: str = "atan",
+) -> Network:
+    """The slides report CIFAR-10 results without an architecture; this small VGG (no BatchNorm, which has no
+    totals form; average pooling) is our choice. ``width`` scales every layer (64 = the layout in the summary).
+    """
+    c, h, w = input_shape
+
+    def spike():
+        return _neuron(neuron, tau, threshold, surrogate)
+
+    w1, w2, w3 = width, 2 * width, 4 * width
+    layers = [
+        Conv2d(c, w1, 3, padding=1, bias=bias), spike(), Conv2d(w1, w1, 3, padding=1, bias=bias), spike(), AvgPool2d(2),
+        Conv2d(w1, w2, 3, padding=1, bias=bias), spike(), Conv2d(w2, w2, 3, padding=1, bias=bias), spike(), AvgPool2d(2),
+        Conv2d(w2, w3, 3, padding=1, bias=bias), spike(), AvgPool2d(2),
+        Flatten(), Linear(w3 * (h // 8) * (w // 8), w3, bias=bias), spike(), Linear(w3, num_classes, bias=bias),
+        Integrator(),
+    ]
+    return Network(*layers, readout="final", input_shape=tuple(input_shape), num_classes=num_classes)
