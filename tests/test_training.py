@@ -145,3 +145,10 @@ def test_mnist_mlp_end_to_end(shared_data, tmp_path):
     res = Trainer(cfg, tmp_path / "m", data_dir=str(shared_data), echo=lambda s: None).fit()
     assert res["parameters"] == 328_200
     assert res["test_acc"] > 0.6
+
+
+@pytest.mark.parametrize("config", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_configs_are_valid(config):
+    cfg = load_run_config(config)
+    assert cfg.train.epochs > 0
