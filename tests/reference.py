@@ -3,7 +3,7 @@
 Written from the papers, not from ``dnmsnn``: one time step ``k`` after the other, one neuron after the
 other, in scalar Python arithmetic, so that each line can be checked against an equation.
 
-Papers (``/work/shared/seeds``):
+Papers (``shared/seeds`` beside the repository):
 
 * seed 000 -- DNM-SNN (Cao et al. 2022), eqs. 1-5: LIF with a time constant ``tau_m``. The printed
   eq. 2 has typos; it is read as ``H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau_m``. Eq. 3 fires on
@@ -262,7 +262,7 @@ def mlp_forward(
     b = _as_input(b_seq)
     T, B = b.shape[:2]
     hidden_spikes, hidden_h = [], []
-    for W, s in zip(W_list[:-1], thresholds):
+    for W, s in zip(W_list[:-1], thresholds, strict=True):
         net = np.zeros((T, B, W.shape[0]))
         for k in range(T):
             for n in range(B):

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reference_asf import asf_gradients
 
 import dnmsnn
 from dnmsnn import IF, LIF, Flatten, InputError, Integrator, Linear, Network
 from dnmsnn.rules.asf import asf_slope
-from reference_asf import asf_gradients
 
 
 def net2(neuron: str, n_in=6, n_hidden=7, n_out=3, v_th=0.625, seed=0):
@@ -63,9 +63,8 @@ def test_slope_modes():
 
 def test_conv_lenet_runs_and_bias_totals_are_exact():
     torch.manual_seed(0)
-    net = Network(dnmsnn.Conv2d(1, 4, 3), IF(strict=True), dnmsnn.AvgPool2d(2), Flatten(), Dropout := dnmsnn.Dropout(0.2),
+    net = Network(dnmsnn.Conv2d(1, 4, 3), IF(strict=True), dnmsnn.AvgPool2d(2), Flatten(), dnmsnn.Dropout(0.2),
                   Linear(4 * 3 * 3, 10), Integrator(), input_shape=(1, 8, 8))
-    del Dropout
     x = (torch.rand(6, 3, 1, 8, 8) < 0.5).float()
     loss, logits = dnmsnn.rules.create("asf").loss_backward(net, x, torch.tensor([1, 2, 3]))
     assert torch.isfinite(loss) and net[0].weight.grad.abs().sum() > 0

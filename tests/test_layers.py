@@ -120,3 +120,16 @@ def test_registry():
     assert "bptt" in dnmsnn.rules.available()
     with pytest.raises(InputError, match="available"):
         dnmsnn.rules.create("nope")
+
+
+@pytest.mark.parametrize("neuron", [LIF(beta=0.9), IF(), Integrator()], ids=["LIF", "IF", "Integrator"])
+def test_neurons_reject_nan_and_inf(neuron):
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(InputError, match="NaN or Inf"):
+            neuron(torch.full((3, 2, 4), bad))
+
+
+def test_per_neuron_threshold_shape_must_broadcast():
+    with pytest.raises(InputError, match="does not broadcast"):
+        LIF(beta=0.9, threshold=torch.ones(3))(torch.rand(2, 2, 4))
+    assert LIF(beta=0.9, threshold=torch.ones(4))(torch.rand(2, 2, 4)).shape == (2, 2, 4)

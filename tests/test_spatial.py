@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reference_spatial import spatial_gradients, spatial_sgd_per_step
 
 import dnmsnn
 from dnmsnn import InputError
-from reference_spatial import spatial_gradients, spatial_sgd_per_step
 
 BETA = 0.8187
 

@@ -25,7 +25,9 @@ class Encoder(nn.Module):
         super().__init__()
         self.T = check_positive_int(T, "T")
         self.generator = torch.Generator()
-        self.generator.manual_seed(torch.seed() if seed is None else int(seed))
+        if seed is None:  # draw from the global RNG, so torch.manual_seed() makes unseeded encoders repeatable
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        self.generator.manual_seed(int(seed))
 
     def _check(self, x: torch.Tensor, low: float, high: float) -> None:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import functional as F
-from ._checks import check_choice, check_sequence
+from ._checks import check_choice, check_finite, check_sequence
 from .errors import InputError
 from .functional.surrogate import Surrogate, get_surrogate
 from .module import SpikingModule
@@ -20,8 +20,8 @@ from .totals import StraightThroughTotals, is_recording
 RESETS = ("zero", "subtract")
 
 
-def _threshold_tensor(threshold: float | torch.Tensor) -> torch.Tensor:
-    t = torch.as_tensor(threshold, dtype=torch.get_default_dtype()).detach().clone()
+def _threshold_tensor(threshold: float | torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    t = torch.as_tensor(threshold, dtype=dtype).detach().clone()
     if t.numel() == 0 or not bool(torch.isfinite(t).all()) or not bool((t > 0).all()):
         raise InputError(f"threshold must be finite and > 0 everywhere, got {threshold!r}")
     return t
@@ -47,12 +47,12 @@ class _SpikingNeuron(SpikingModule):
         check_choice(reset, "reset", RESETS)
         if not isinstance(v_reset, (int, float)) or isinstance(v_reset, bool) or not math.isfinite(v_reset):
             raise InputError(f"v_reset must be a finite number, got {v_reset!r}")
-        thr = _threshold_tensor(threshold)
         if learn_threshold:
-            self.threshold = nn.Parameter(thr)
-        else:
-            self.register_buffer("threshold", thr)
-        if float(v_reset) >= float(thr.min()):
+            self.threshold = nn.Parameter(_threshold_tensor(threshold, torch.get_default_dtype()))
+        else:  # kept in float64 so float64 inputs see the exact value; cast to the input's dtype when used
+            self.register_buffer("threshold", _threshold_tensor(threshold, torch.float64))
+        thr = self.threshold
+        if float(v_reset) >= float(thr.detach().min()):
             raise InputError(f"v_reset ({v_reset}) must lie below the threshold ({threshold!r})")
         kw = {} if surrogate_param is None else {get_surrogate(surrogate).param: surrogate_param}
         self.surrogate = get_surrogate(surrogate, **kw)
@@ -72,9 +72,11 @@ class _SpikingNeuron(SpikingModule):
     beta: float | None = None
     tau: float | None = None
 
-    def parameters_tuple(self) -> F.NeuronParameters:
-        """The constants as the functional layer takes them."""
-        thr = self.threshold if self.threshold.dim() > 0 else self.threshold.reshape(())
+    def parameters_tuple(self, dtype: torch.dtype | None = None) -> F.NeuronParameters:
+        """The constants as the functional layer takes them (a fixed threshold cast to ``dtype``)."""
+        thr = self.threshold
+        if dtype is not None and not thr.requires_grad and thr.dtype != dtype:
+            thr = thr.to(dtype)
         return F.NeuronParameters(
             threshold=thr, v_reset=self.v_reset, beta=self.beta, tau=self.tau, reset=self.reset,
             strict=self.strict, detach_reset=self.detach_reset, surrogate=self.surrogate,
@@ -82,17 +84,27 @@ class _SpikingNeuron(SpikingModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_sequence(x, type(self).__name__)
-        spikes, trace = F.neuron_sequence(x, self.parameters_tuple(), record=self.record)
+        check_finite(x, type(self).__name__)
+        self._check_threshold_shape(x.shape[1:])
+        spikes, trace = F.neuron_sequence(x, self.parameters_tuple(x.dtype), record=self.record)
         self.v_trace = None if trace is None else trace.detach()
         if is_recording():
             self._accumulate(x.detach().sum(0), spikes.detach().sum(0))
         return spikes
 
     def step(self, x: torch.Tensor, state: F.NeuronState | None = None) -> tuple[torch.Tensor, F.NeuronState]:
-        s, state, _ = F.neuron_step(x, state, self.parameters_tuple())
+        s, state, _ = F.neuron_step(x, state, self.parameters_tuple(x.dtype))
         if is_recording():
             self._accumulate(x.detach(), s.detach())
         return s, state
+
+    def _check_threshold_shape(self, step_shape: torch.Size) -> None:
+        if self.threshold.dim():
+            try:
+                torch.broadcast_shapes(self.threshold.shape, step_shape)
+            except RuntimeError:
+                raise InputError(f"per-neuron threshold of shape {tuple(self.threshold.shape)} does not broadcast "
+                                 f"against one step's input [B, ...] = {tuple(step_shape)}") from None
 
     def _accumulate(self, fi: torch.Tensor, fo: torch.Tensor) -> None:
         self.fi_total = fi.clone() if self.fi_total is None else self.fi_total + fi
@@ -196,6 +208,7 @@ class Integrator(SpikingModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_sequence(x, "Integrator")
+        check_finite(x, "Integrator")
         v = F.integrator_sequence(x, self.beta)
         self.v_trace = v.detach() if self.record else None
         return v

@@ -29,7 +29,7 @@ def asf_lenet(
     bias: bool = False,
     surrogate: str = "atan",
 ) -> Network:
-    """conv 5x5 (20) -> spike -> avgpool 2 -> conv 5x5 (50) -> spike -> avgpool 2 -> FC 200 -> spike -> FC 10 -> Integrator.
+    """conv5x5(20) -> spike -> avgpool2 -> conv5x5(50) -> spike -> avgpool2 -> FC200 -> spike -> FC10 -> Integrator.
 
     ``surrogate`` is used only when the same network is trained by bptt or spatial (asf needs none).
     """
@@ -65,10 +65,13 @@ def asf_vgg(
         return _neuron(neuron, tau, threshold, surrogate)
 
     w1, w2, w3 = width, 2 * width, 4 * width
+    def conv(cin: int, cout: int) -> Conv2d:
+        return Conv2d(cin, cout, 3, padding=1, bias=bias)
+
     layers = [
-        Conv2d(c, w1, 3, padding=1, bias=bias), spike(), Conv2d(w1, w1, 3, padding=1, bias=bias), spike(), AvgPool2d(2),
-        Conv2d(w1, w2, 3, padding=1, bias=bias), spike(), Conv2d(w2, w2, 3, padding=1, bias=bias), spike(), AvgPool2d(2),
-        Conv2d(w2, w3, 3, padding=1, bias=bias), spike(), AvgPool2d(2),
+        conv(c, w1), spike(), conv(w1, w1), spike(), AvgPool2d(2),
+        conv(w1, w2), spike(), conv(w2, w2), spike(), AvgPool2d(2),
+        conv(w2, w3), spike(), AvgPool2d(2),
         Flatten(), Linear(w3 * (h // 8) * (w // 8), w3, bias=bias), spike(), Linear(w3, num_classes, bias=bias),
         Integrator(),
     ]
