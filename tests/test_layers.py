@@ -133,3 +133,12 @@ def test_per_neuron_threshold_shape_must_broadcast():
     with pytest.raises(InputError, match="does not broadcast"):
         LIF(beta=0.9, threshold=torch.ones(3))(torch.rand(2, 2, 4))
     assert LIF(beta=0.9, threshold=torch.ones(4))(torch.rand(2, 2, 4)).shape == (2, 2, 4)
+
+
+def test_finite_check_accepts_huge_finite_values_whose_sum_overflows():
+    x = torch.full((4, 2, 3), 3.0e38)  # finite, but the sum overflows to inf: the exact check must pass it
+    assert torch.isinf(x.sum())
+    assert Integrator()(x).shape == (4, 2, 3)
+    x[2, 1, 0] = float("nan")
+    with pytest.raises(InputError, match="NaN or Inf"):
+        Integrator()(x)
