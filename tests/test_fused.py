@@ -42,7 +42,7 @@ def test_fused_equals_reference(form, reset, detach, strict, temporal, surrogate
     torch.testing.assert_close(g_fused, g_ref, rtol=1e-12, atol=1e-12)
 
 
-def test_learnable_threshold_takes_the_reference_path_and_gets_a_gradient():
+def test_learnable_threshold_gets_a_gradient():
     neuron = dnmsnn.LIF(beta=0.9, threshold=torch.full((4,), 0.5), learn_threshold=True)
     neuron(torch.rand(5, 2, 4) * 2).sum().backward()
     assert neuron.threshold.grad is not None and neuron.threshold.grad.abs().sum() > 0
@@ -61,3 +61,21 @@ def test_whole_network_gradients_fused_vs_reference():
         grads.append([p.grad.clone() for p in net.parameters()])
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("reset, detach", [("zero", False), ("zero", True), ("subtract", False), ("subtract", True)])
+@pytest.mark.parametrize("thr_shape", [(), (7,), (1, 7)])
+def test_fused_threshold_gradient_equals_reference(reset, detach, thr_shape):
+    torch.manual_seed(3)
+    thr = torch.rand(thr_shape, dtype=torch.float64) * 0.5 + 0.5
+    neuron = dnmsnn.LIF(beta=0.8, threshold=thr, v_reset=-0.1 if reset == "zero" else 0.0, reset=reset,
+                        detach_reset=detach, learn_threshold=True).double()
+    x = torch.randn(9, 3, 7, dtype=torch.float64).requires_grad_()
+    weight = torch.randn(9, 3, 7, dtype=torch.float64)
+    grads = []
+    for reference in (False, True):
+        with reference_path() if reference else torch.enable_grad():
+            y = neuron(x)
+        grads.append(torch.autograd.grad((y * weight).sum(), (x, neuron.threshold)))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

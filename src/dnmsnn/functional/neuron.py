@@ -127,11 +127,10 @@ def neuron_sequence(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run the recurrence over x [T, B, ...] from rest: returns (spikes [T, B, ...], H trace or None).
 
-    Uses the fused autograd node (:mod:`dnmsnn.functional.fused`, same values) unless the threshold
-    needs a gradient or :func:`reference_path` is active.
+    Uses the fused autograd node (:mod:`dnmsnn.functional.fused`, same values, learnable thresholds
+    included) unless :func:`reference_path` is active.
     """
-    thr = p.threshold
-    if _FUSED.get() and not (isinstance(thr, torch.Tensor) and thr.requires_grad):
+    if _FUSED.get():
         from .fused import fused_neuron_sequence
 
         spikes, trace = fused_neuron_sequence(x, p, _TEMPORAL_GRAD.get())
