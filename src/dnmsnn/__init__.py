@@ -2,9 +2,11 @@
 
 Multi-step tensors are laid out ``[T, batch, ...]``. The neurons (:class:`LIF`, :class:`IF`,
 :class:`Integrator`) start at rest on every call; learning rules live in :mod:`dnmsnn.rules`,
-architectures in :mod:`dnmsnn.models`.
+architectures in :mod:`dnmsnn.models`; :class:`Cohort` and :class:`Mix` are seed 000's mutually
+learning networks and mix module.
 """
 from . import functional, models, rules
+from .cohort import Cohort, Mix
 from .encoders import DirectEncoder, Encoder, PoissonEncoder, SignedPoissonEncoder, create_encoder
 from .errors import CheckpointError, ConfigError, DataError, DnmsnnError, InputError
 from .functional.surrogate import get_surrogate
@@ -27,8 +29,8 @@ from .neurons import IF, LIF, Integrator
 __version__ = "0.1.0"
 
 __all__ = [
-    "IF", "LIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CheckpointError", "ConfigError", "Conv2d",
+    "IF", "LIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CheckpointError", "Cohort", "ConfigError", "Conv2d",
     "DataError", "DirectEncoder", "DnmsnnError", "Dropout", "Encoder", "Flatten", "InputError", "Integrator",
-    "Linear", "MaxPool2d", "Network", "PoissonEncoder", "Residual", "Sequential", "SignedPoissonEncoder",
+    "Linear", "MaxPool2d", "Mix", "Network", "PoissonEncoder", "Residual", "Sequential", "SignedPoissonEncoder",
     "SpikingModule", "create_encoder", "functional", "get_surrogate", "models", "rules", "__version__",
 ]

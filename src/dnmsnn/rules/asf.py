@@ -121,6 +121,15 @@ class ASF(LearningRule):
                 s = s * (layer.fo_total > 0).to(s.dtype)
             layer.totals_slope = s
 
+    @torch.no_grad()
+    def objective_logits(self, model: Network, inputs: torch.Tensor) -> torch.Tensor:
+        """Phase 2's logits computed multi-step: V^N(T) (readout ``final``) or the output spike counts,
+        over :meth:`output_scale` -- the totals network's output equals this total."""
+        model.check_input(inputs)
+        trace = model(inputs)
+        total = trace[-1] if model.readout == "final" else trace.sum(0)
+        return total / self.output_scale(model, inputs.shape[0])
+
     def loss_backward(
         self,
         model: Network,

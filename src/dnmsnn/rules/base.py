@@ -66,6 +66,14 @@ class LearningRule(ABC):
         """Logits [B, classes] without gradients (every rule infers the same way)."""
         return model.classify(inputs)
 
+    @torch.no_grad()
+    def objective_logits(self, model: Network, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits [B, classes] on the scale the objective (and ``aux_loss``) sees, without gradients.
+
+        ``predict`` for rules that use the readout as it is; a rule that rescales it overrides this.
+        """
+        return self.predict(model, inputs)
+
     def objective(self, logits: torch.Tensor, targets: torch.Tensor, aux_loss: AuxLoss | None) -> torch.Tensor:
         """Task loss plus the optional auxiliary (exchange) term."""
         loss = task_loss(logits, targets, self.loss)

@@ -7,6 +7,7 @@ encoder: {name: poisson, T: 20, eval_T: [1, 5, 10, 20]}
 rule:    {name: bptt, loss: ce}
 optim:   {name: adam, lr: 1.0e-4, schedule: none}
 train:   {epochs: 20, batch_size: 64, seed: 0, test_T: 5}
+cohort:  {size: 2, exchange: kl, weight: 1.0, temperature: 1.0, warmup_epochs: 0}   # optional, DNM-SNN
 ```
 Unknown keys are errors that list the valid ones (see :mod:`dnmsnn.train.configtools`).
 """
@@ -114,12 +115,18 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """Loop settings. ``test_T`` is the T of the per-epoch test (seed 001 trains at 20, tests at 5)."""
+    """Loop settings. ``test_T`` is the T of the per-epoch test (seed 001 trains at 20, tests at 5).
+
+    ``seed`` drives the validation split, the data order and the encoder stream; ``model_seed`` (null:
+    ``seed``) the weight initialisation and the network's own random stream (dropout). Cohort member k
+    uses ``model_seed + k``.
+    """
 
     epochs: int = 10
     batch_size: int = 64
     eval_batch_size: int = 500
     seed: int = 0
+    model_seed: int | None = None
     test_T: int | None = None
     threads: int | None = None
     deterministic: bool = True
@@ -133,6 +140,33 @@ class TrainConfig:
 
 
 @dataclass
+class CohortConfig:
+    """DNM-SNN mutual learning (seed 000) -- see :mod:`dnmsnn.cohort` for what is the paper's and what is ours.
+
+    ``size`` networks of the configured model train together (1: ordinary single-network training);
+    member k's loss is its task loss plus ``weight`` (lambda) times the ``exchange`` loss against the
+    other members' predictions of the same batch, with lambda = 0 for the first ``warmup_epochs``.
+    ``temperature`` softens the outputs of the ``kl`` exchange.
+    """
+
+    size: int = 1
+    exchange: Literal["kl", "mse", "ce"] = "kl"
+    weight: float = 1.0
+    temperature: float = 1.0
+    warmup_epochs: int = 0
+
+    def validate(self) -> None:
+        _require(self.size >= 1, "cohort.size", f"must be >= 1 (1: a single network), got {self.size}")
+        _require(self.weight >= 0, "cohort.weight", f"must be >= 0, got {self.weight}")
+        _require(self.temperature > 0, "cohort.temperature", f"must be > 0, got {self.temperature}")
+        _require(self.warmup_epochs >= 0, "cohort.warmup_epochs", f"must be >= 0, got {self.warmup_epochs}")
+
+    def weight_at(self, epoch: int) -> float:
+        """lambda in (0-based) ``epoch``: 0 during the warm-up."""
+        return 0.0 if epoch < self.warmup_epochs else self.weight
+
+
+@dataclass
 class RunConfig:
     """A whole experiment: what ``dnmsnn train --config FILE`` reads."""
 
@@ -142,6 +176,7 @@ class RunConfig:
     rule: RuleConfig = field(default_factory=RuleConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    cohort: CohortConfig = field(default_factory=CohortConfig)
 
     @property
     def test_T(self) -> int:
@@ -150,6 +185,10 @@ class RunConfig:
     @property
     def eval_T(self) -> list[int]:
         return sorted(set(self.encoder.eval_T) | {self.test_T})
+
+    @property
+    def model_seed(self) -> int:
+        return self.train.seed if self.train.model_seed is None else self.train.model_seed
 
 
 def load_run_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

@@ -1,7 +1,7 @@
-"""Evaluation: accuracy of a network on a dataset at a given T, with a fixed-seed input stream."""
+"""Evaluation: accuracy of one or more networks on a dataset at a given T, with a fixed-seed input stream."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -19,6 +19,50 @@ def batches(ds: ArrayDataset, batch_size: int, order: torch.Tensor | None = None
 
 
 @torch.no_grad()
+def collect_outputs(
+    models: Sequence[Network],
+    rules: Sequence[LearningRule],
+    encoder: Encoder,
+    dataset: ArrayDataset,
+    T: int,
+    batch_size: int = 500,
+    seed: int = 12345,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Every model's logits [N, classes] (``rule.predict``, eval mode) and the labels [N].
+
+    Each batch is encoded once, from a fixed-seed stream, and given to every model, so all models see
+    the same input spikes; the encoder's training stream is left untouched.
+    """
+    modes, old_T = [m.training for m in models], encoder.T
+    for m in models:
+        m.eval()
+    outputs: list[list[torch.Tensor]] = [[] for _ in models]
+    labels = []
+    try:
+        with encoder.eval_stream(seed):
+            encoder.with_T(T)
+            for images, y in batches(dataset, batch_size):
+                x = encoder(images)
+                for out, model, rule in zip(outputs, models, rules, strict=True):
+                    out.append(rule.predict(model, x))
+                labels.append(y)
+    finally:
+        encoder.with_T(old_T)
+        for m, mode in zip(models, modes, strict=True):
+            m.train(mode)
+    return [torch.cat(o) for o in outputs], torch.cat(labels)
+
+
+def metrics(logits: torch.Tensor, labels: torch.Tensor, loss: str, batch_size: int = 500) -> dict[str, float]:
+    """Accuracy and mean task loss of collected logits (the loss taken per batch of ``batch_size``, then averaged)."""
+    correct, loss_sum = int((logits.argmax(-1) == labels).sum()), 0.0
+    for start in range(0, len(labels), batch_size):
+        y = labels[start:start + batch_size]
+        loss_sum += float(task_loss(logits[start:start + batch_size], y, loss)) * y.shape[0]
+    total = len(labels)
+    return {"acc": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total}
+
+
 def evaluate(
     model: Network,
     rule: LearningRule,
@@ -29,18 +73,5 @@ def evaluate(
     seed: int = 12345,
 ) -> dict[str, float]:
     """Accuracy and mean loss at sequence length T; the encoder's training stream is left untouched."""
-    was_training, old_T = model.training, encoder.T
-    model.eval()
-    correct, total, loss_sum = 0, 0, 0.0
-    try:
-        with encoder.eval_stream(seed):
-            encoder.with_T(T)
-            for images, labels in batches(dataset, batch_size):
-                logits = rule.predict(model, encoder(images))
-                loss_sum += float(task_loss(logits, labels, rule.loss)) * labels.shape[0]
-                correct += int((logits.argmax(-1) == labels).sum())
-                total += labels.shape[0]
-    finally:
-        encoder.with_T(old_T)
-        model.train(was_training)
-    return {"acc": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total}
+    (logits,), labels = collect_outputs([model], [rule], encoder, dataset, T, batch_size, seed)
+    return metrics(logits, labels, rule.loss, batch_size)

@@ -1,9 +1,10 @@
 """The training loop: data -> encoder -> rule (gradient) -> optimizer, with metrics and checkpoints.
 
 Determinism: every epoch's randomness (data order, encoder stream, dropout) is derived from
-``(seed, epoch)``, so an uninterrupted run and a run resumed from any epoch checkpoint see the
-same numbers. Run directory: ``config.yaml``, ``metrics.jsonl`` (one line per epoch),
-``checkpoint.pt`` (atomic, after every epoch), ``results.json`` (at the end).
+``(seed, epoch)`` (dropout from ``(model_seed, epoch)``, one stream per cohort member), so an
+uninterrupted run and a run resumed from any epoch checkpoint see the same numbers. Run directory:
+``config.yaml``, ``metrics.jsonl`` (one line per epoch), ``checkpoint.pt`` (atomic, after every epoch),
+``results.json`` (at the end).
 """
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm.auto import tqdm
 
 from .. import __version__, models, rules
+from ..cohort import Cohort, Mix
 from ..data import ArrayDataset, load_dataset, split_validation
 from ..encoders import Encoder, create_encoder
 from ..errors import CheckpointError, ConfigError, DnmsnnError
@@ -27,7 +30,7 @@ from ..network import Network
 from ..rules.base import LearningRule
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig, config_dict, load_run_config, save_run_config
-from .evaluate import batches, evaluate
+from .evaluate import batches, collect_outputs, metrics
 from .optim import build_optimizer, build_scheduler
 
 CHECKPOINT = "checkpoint.pt"
@@ -64,8 +67,45 @@ def build_model(cfg: RunConfig, data_shape: tuple[int, ...], num_classes: int) -
     return model
 
 
+@dataclass
+class Member:
+    """One network of the run with what is its own: seed, weights, rule instance, optimizer, schedule."""
+
+    seed: int
+    model: Network
+    rule: LearningRule
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
+class Evaluation(NamedTuple):
+    """Every member's metrics and logits [N, classes] on one dataset at one T, and the labels [N]."""
+
+    metrics: list[dict[str, float]]
+    outputs: list[torch.Tensor]
+    labels: torch.Tensor
+
+
 class Trainer:
-    """Train one network as a :class:`RunConfig` says, writing into ``out_dir``."""
+    """Train one network, or a cohort of ``cohort.size`` networks, as a :class:`RunConfig` says, into ``out_dir``.
+
+    Cohort (seed 000, :class:`dnmsnn.Cohort`): member k is initialised from ``model_seed + k`` and has
+    its own rule instance, optimizer, schedule and dropout stream (derived from ``(model_seed + k,
+    epoch)``); all members see the same data order and the same encoded batches (derived from
+    ``(seed, epoch)``). Hence with lambda = 0 member k is bitwise the single-network run with
+    ``train.model_seed = model_seed + k`` and the same ``train.seed``, and member 0 is the single run of
+    the same config. ``model``, ``rule``, ``optimizer``, ``scheduler`` are member 0's; metrics rows and
+    results keep their single-network keys (member 0's values) and add ``members`` and ``mix``.
+    """
 
     def __init__(
         self,
@@ -82,22 +122,47 @@ class Trainer:
             torch.set_num_threads(t.threads)
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.manual_seed(t.seed)
         data_dir = data_dir or cfg.data.dir
         train = load_dataset(cfg.data.name, "train", data_dir, limit=cfg.data.train_limit)
         self.test = load_dataset(cfg.data.name, "test", data_dir, limit=cfg.data.test_limit)
         self.train_set, self.val = split_validation(train, cfg.data.val_fraction, t.seed)
-        self.model = build_model(cfg, train.shape, len(train.classes))
+        self.members = [self._build_member(train.shape, len(train.classes), cfg.model_seed + k)
+                        for k in range(cfg.cohort.size)]
+        self.cohort = Cohort([m.model for m in self.members], [m.rule for m in self.members],
+                             exchange=cfg.cohort.exchange, weight=cfg.cohort.weight,
+                             temperature=cfg.cohort.temperature, seeds=[m.seed for m in self.members])
         self.encoder: Encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=t.seed)
-        self.rule: LearningRule = rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args)
-        self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, t.epochs)
-        if hasattr(self.rule, "bind_optimizer"):
-            self.rule.bind_optimizer(self.optimizer)
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         if resume:
             self._load()
+
+    def _build_member(self, data_shape: tuple[int, ...], num_classes: int, seed: int) -> Member:
+        cfg = self.cfg
+        torch.manual_seed(seed)
+        model = build_model(cfg, data_shape, num_classes)
+        rule = rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args)
+        optimizer = build_optimizer(model.parameters(), cfg.optim)
+        scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.epochs)
+        if hasattr(rule, "bind_optimizer"):
+            rule.bind_optimizer(optimizer)
+        return Member(seed, model, rule, optimizer, scheduler)
+
+    @property
+    def model(self) -> Network:
+        return self.members[0].model
+
+    @property
+    def rule(self) -> LearningRule:
+        return self.members[0].rule
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.members[0].optimizer
+
+    @property
+    def scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        return self.members[0].scheduler
 
     # ----------------------------------------------------------------- run directory
     def _prepare_dir(self, resume: bool) -> None:
@@ -118,26 +183,26 @@ class Trainer:
         save_run_config(self.cfg, self.out / CONFIG)
 
     def _payload(self, epoch: int) -> dict[str, Any]:
-        return {
-            "dnmsnn_version": __version__,
-            "model_name": self.cfg.model.name,
-            "config": config_dict(self.cfg),
-            "epoch": epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "history": self.history,
-        }
+        """Member 0 under the single-network keys (what ``dnmsnn eval`` reads); a cohort adds ``members`` (all)."""
+        states = [m.state() for m in self.members]
+        payload = {"dnmsnn_version": __version__, "model_name": self.cfg.model.name,
+                   "config": config_dict(self.cfg), "epoch": epoch, **states[0], "history": self.history}
+        if len(states) > 1:
+            payload["members"] = states  # the same objects as member 0's above: torch.save stores them once
+        return payload
 
     def _load(self) -> None:
         ckpt = load_checkpoint(self.out / CHECKPOINT)
         if ckpt.get("model_name") != self.cfg.model.name:
             raise CheckpointError(f"checkpoint is of model {ckpt.get('model_name')!r}, "
                                   f"config says {self.cfg.model.name!r}")
+        states = ckpt.get("members", [ckpt])
+        if len(states) != len(self.members):
+            raise CheckpointError(f"checkpoint holds {len(states)} network(s), config says cohort.size = "
+                                  f"{len(self.members)}")
         try:
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
+            for member, state in zip(self.members, states, strict=True):
+                member.load(state)
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint does not fit this model/config: {exc}") from None
         self.history = list(ckpt["history"])
@@ -151,73 +216,123 @@ class Trainer:
         os.replace(tmp, self.out / METRICS)
 
     # ----------------------------------------------------------------- loop
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        cfg, model = self.cfg, self.model
-        model.train()
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass over the training set; member 0's loss and accuracy (a cohort adds ``members``)."""
+        cfg, members = self.cfg, self.members
+        for m in members:
+            m.model.train()
         order_rng = torch.Generator().manual_seed(derived_seed(cfg.train.seed, epoch, 0))
         order = torch.randperm(len(self.train_set), generator=order_rng)
         self.encoder.seed(derived_seed(cfg.train.seed, epoch, 1))
         self.encoder.with_T(cfg.encoder.T)
-        torch.manual_seed(derived_seed(cfg.train.seed, epoch, 2))
+        self.cohort.seed([derived_seed(m.seed, epoch, 2) for m in members])
+        weight = cfg.cohort.weight_at(epoch)
         n_batches = math.ceil(len(self.train_set) / cfg.train.batch_size)
         bar = tqdm(batches(self.train_set, cfg.train.batch_size, order), total=n_batches, leave=False,
                    desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=None if cfg.train.progress else True)
-        loss_sum, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
+        loss_sum, correct, seen, t0 = [0.0] * len(members), [0] * len(members), 0, time.perf_counter()
         for b, (images, labels) in enumerate(bar):
-            self.optimizer.zero_grad(set_to_none=True)
-            loss, logits = self.rule.loss_backward(model, self.encoder(images), labels)
-            if not math.isfinite(float(loss)):
-                raise TrainingError(f"the loss became {float(loss)} at epoch {epoch + 1}, batch {b + 1}; the last good "
-                                    f"checkpoint is kept in {self.out / CHECKPOINT}. Lower optim.lr or check the input")
-            if not getattr(self.rule, "steps_optimizer", False):  # online per-step rules step it themselves
-                if cfg.optim.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                self.optimizer.step()
-            loss_sum += float(loss) * labels.shape[0]
-            correct += int((logits.argmax(-1) == labels).sum())
+            for m in members:
+                m.optimizer.zero_grad(set_to_none=True)
+            losses, logits = self.cohort.loss_backward(self.encoder(images), labels, weight)
+            for k, (m, loss, z) in enumerate(zip(members, losses, logits, strict=True)):
+                if not math.isfinite(float(loss)):
+                    who = f" of member {k}" if len(members) > 1 else ""
+                    raise TrainingError(f"the loss{who} became {float(loss)} at epoch {epoch + 1}, batch {b + 1}; the "
+                                        f"last good checkpoint is kept in {self.out / CHECKPOINT}. Lower optim.lr or "
+                                        "check the input")
+                if not getattr(m.rule, "steps_optimizer", False):  # online per-step rules step it themselves
+                    if cfg.optim.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(m.model.parameters(), cfg.optim.grad_clip)
+                    m.optimizer.step()
+                loss_sum[k] += float(loss) * labels.shape[0]
+                correct[k] += int((z.argmax(-1) == labels).sum())
             seen += labels.shape[0]
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+            bar.set_postfix(loss=f"{loss_sum[0] / seen:.4f}", acc=f"{correct[0] / seen:.3f}", refresh=False)
         elapsed = time.perf_counter() - t0
-        return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "train_time_s": elapsed,
-                "train_samples_per_s": seen / elapsed}
+        per_member = [{"train_loss": ls / seen, "train_acc": c / seen} for ls, c in zip(loss_sum, correct, strict=True)]
+        row = {**per_member[0], "train_time_s": elapsed, "train_samples_per_s": seen / elapsed}
+        if len(members) > 1:
+            row.update(exchange_weight=weight, members=per_member)
+        return row
 
-    def _evaluate(self, dataset: ArrayDataset, T: int) -> dict[str, float]:
-        return evaluate(self.model, self.rule, self.encoder, dataset, T, self.cfg.train.eval_batch_size,
-                        self.cfg.encoder.eval_seed)
+    def _evaluate(self, dataset: ArrayDataset, T: int) -> Evaluation:
+        """All members on the same fixed-seed input stream."""
+        bs = self.cfg.train.eval_batch_size
+        outputs, labels = collect_outputs([m.model for m in self.members], [m.rule for m in self.members],
+                                          self.encoder, dataset, T, bs, self.cfg.encoder.eval_seed)
+        return Evaluation([metrics(o, labels, m.rule.loss, bs) for o, m in zip(outputs, self.members, strict=True)],
+                          outputs, labels)
+
+    def _mix(self, val: Evaluation | None) -> Mix:
+        """The mix module, with ``better`` and ``best_member`` decided on the validation split when there is one."""
+        return Mix().fit(val.outputs, val.labels) if val is not None else Mix()
 
     def fit(self) -> dict[str, Any]:
         """Train the remaining epochs, then evaluate at every eval T; returns (and writes) the results."""
-        cfg, t_start = self.cfg, time.perf_counter()
-        self.echo(f"{cfg.model.name} ({sum(p.numel() for p in self.model.parameters()):,} parameters) on "
-                  f"{cfg.data.name}: {len(self.train_set)} train / {len(self.val) if self.val else 0} val / "
+        cfg, t_start, K = self.cfg, time.perf_counter(), len(self.members)
+        params = sum(p.numel() for p in self.model.parameters())
+        who = (f"{cfg.model.name} ({params:,} parameters)" if K == 1 else
+               f"cohort of {K} x {cfg.model.name} ({params:,} parameters each; exchange {cfg.cohort.exchange}, "
+               f"lambda {cfg.cohort.weight}, temperature {cfg.cohort.temperature}, warm-up "
+               f"{cfg.cohort.warmup_epochs} epochs)")
+        self.echo(f"{who} on {cfg.data.name}: {len(self.train_set)} train / {len(self.val) if self.val else 0} val / "
                   f"{len(self.test)} test, rule {cfg.rule.name}, T={cfg.encoder.T} (test T={cfg.test_T}) -> {self.out}")
+        if K > 1 and self.val is None:
+            self.echo("no validation split (data.val_fraction = 0): the mix modes 'better' and 'best_member' are "
+                      "decided on validation data only, so they are left out")
         for epoch in range(self.start_epoch, cfg.train.epochs):
             row: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
             row.update(self.train_epoch(epoch))
-            self.scheduler.step()
-            if self.val is not None:
-                v = self._evaluate(self.val, cfg.test_T)
-                row.update(val_acc=v["acc"], val_loss=v["loss"])
-            te = self._evaluate(self.test, cfg.test_T)
-            row.update(test_acc=te["acc"], test_loss=te["loss"], test_T=cfg.test_T)
+            for m in self.members:
+                m.scheduler.step()
+            self._score_epoch(row)
             self.history.append(row)
             save_checkpoint(self._payload(epoch), self.out / CHECKPOINT)
             self._write_metrics()
-            val = f" val {row['val_acc']:.2%}" if "val_acc" in row else ""
-            self.echo(f"epoch {epoch + 1}/{cfg.train.epochs}  loss {row['train_loss']:.4f}  "
-                      f"train {row['train_acc']:.2%}{val}  test {row['test_acc']:.2%} (T={cfg.test_T})  "
-                      f"{row['train_time_s']:.1f}s "
-                      f"{row['train_samples_per_s']:.0f} samples/s")
+            self.echo(self._epoch_line(row))
         results = self.final_results(time.perf_counter() - t_start)
         (self.out / RESULTS).write_text(json.dumps(results, indent=2) + "\n")
         return results
 
+    def _score_epoch(self, row: dict[str, Any]) -> None:
+        """Add validation and test metrics at test_T to an epoch row: member 0's under the single-network keys;
+        a cohort also each member's in ``members`` and every mix mode's in ``mix``."""
+        cfg = self.cfg
+        val = self._evaluate(self.val, cfg.test_T) if self.val is not None else None
+        test = self._evaluate(self.test, cfg.test_T)
+        scores: list[dict[str, float]] = [{} for _ in self.members]
+        for k, s in enumerate(scores):
+            if val is not None:
+                s.update(val_acc=val.metrics[k]["acc"], val_loss=val.metrics[k]["loss"])
+            s.update(test_acc=test.metrics[k]["acc"], test_loss=test.metrics[k]["loss"])
+        row.update(scores[0], test_T=cfg.test_T)
+        if len(self.members) > 1:
+            row["members"] = [{**m, **s} for m, s in zip(row.pop("members"), scores, strict=True)]
+            mix = self._mix(val)
+            row["mix"] = {"better": mix.better, "best_member": mix.best_member, "val_acc": mix.fit_accuracy or None,
+                          "test_acc": mix.accuracy(test.outputs, test.labels)}
+
+    def _epoch_line(self, row: dict[str, Any]) -> str:
+        cfg = self.cfg
+        val = f" val {row['val_acc']:.2%}" if "val_acc" in row else ""
+        line = (f"epoch {row['epoch']}/{cfg.train.epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.2%}"
+                f"{val}  test {row['test_acc']:.2%} (T={cfg.test_T})  {row['train_time_s']:.1f}s "
+                f"{row['train_samples_per_s']:.0f} samples/s")
+        if "members" in row:
+            mix = row["mix"]
+            names = {"better": f"better({mix['better']})", "best_member": f"best_member({mix['best_member']})"}
+            line += ("  | members test " + " ".join(f"{m['test_acc']:.2%}" for m in row["members"]) + "  mix test " +
+                     " ".join(f"{names.get(mode, mode)} {acc:.2%}" for mode, acc in mix["test_acc"].items()))
+        return line
+
     def final_results(self, wall: float) -> dict[str, Any]:
         cfg = self.cfg
-        by_T = {str(T): self._evaluate(self.test, T)["acc"] for T in cfg.eval_T}
+        tests = {T: self._evaluate(self.test, T) for T in cfg.eval_T}
+        by_T = {str(T): e.metrics[0]["acc"] for T, e in tests.items()}
         last = self.history[-1] if self.history else {}
         sps = [h["train_samples_per_s"] for h in self.history]
-        return {
+        results = {
             "model": cfg.model.name,
             "dataset": self.test.name,
             "rule": cfg.rule.name,
@@ -235,3 +350,25 @@ class Trainer:
             "versions": {"dnmsnn": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "threads": torch.get_num_threads(),
         }
+        if len(self.members) > 1:
+            results.update(self._cohort_results(tests, last))
+        return results
+
+    def _cohort_results(self, tests: dict[int, Evaluation], last: dict[str, Any]) -> dict[str, Any]:
+        """Every member's accuracies and every mix mode's, ``better`` / ``best_member`` decided on validation."""
+        cfg = self.cfg
+        val = self._evaluate(self.val, cfg.test_T) if self.val is not None else None
+        mix = self._mix(val)
+        last_members = last.get("members", [{} for _ in self.members])
+        members = [{"seed": m.seed,
+                    "parameters": sum(p.numel() for p in m.model.parameters()),
+                    "test_acc": tests[cfg.test_T].metrics[k]["acc"],
+                    "test_acc_by_T": {str(T): e.metrics[k]["acc"] for T, e in tests.items()},
+                    "train_acc_running": last_members[k].get("train_acc"),
+                    "val_acc": val.metrics[k]["acc"] if val is not None else None}
+                   for k, m in enumerate(self.members)]
+        by_T = {str(T): mix.accuracy(e.outputs, e.labels) for T, e in tests.items()}
+        return {"members": members,
+                "mix": {"space": mix.space, "decided_on": "val" if val is not None else None,
+                        "better": mix.better, "best_member": mix.best_member, "val_acc": mix.fit_accuracy or None,
+                        "test_acc": by_T[str(cfg.test_T)], "test_acc_by_T": by_T}}

@@ -1,0 +1,328 @@
+"""Networks that learn from each other (seed 000, DNM-SNN) and the mix module that combines them.
+
+What the paper says, and no more (sections 1.2-1.3, Algorithm 1): two identical networks receive the
+same encoded data; after each batch's predictions are inferred, model 1's are passed to model 2 and
+model 2's to model 1, and "the two networks constrain each other"; Figure 1 says it is the output
+spike sequences of each batch that are exchanged. At inference a mix module builds
+``getMax`` and ``getAverage`` channels of the two outputs and ``whichBetter`` picks one. It gives no
+loss, weight, temperature, training rule or definition of the three functions.
+
+Everything else is our design:
+
+* :class:`Cohort`: K >= 2 members (K = 2 is the paper's; K = 1 is plain training), any architectures
+  with the same classes, each with its own rule instance, all given the same encoded batch. What is
+  exchanged is each member's output sequence as its readout summarises it (the output potential or
+  spike counts: the logits). Member k minimises
+
+      L_k = task(z_k, y) + lambda * E(z_k, {sg(z_j) : j != k})
+
+  where z are logits in the rule's objective space (what its ``aux_loss`` receives) and sg stops the
+  gradient: a peer's prediction is a target, so the exchange term's gradient reaches member k only.
+* exchange losses E, each averaged over the K - 1 peers (:data:`EXCHANGES`):
+
+  - ``kl``: tau^2 KL(softmax(z_j / tau) || softmax(z_k / tau)), batch mean (deep mutual learning,
+    Zhang et al. 2018; tau^2 keeps the gradient's size independent of tau);
+  - ``mse``: 1/2 ||z_k - z_j||^2 summed over classes, batch mean (outputs compared as they are:
+    potentials, spike counts or rates);
+  - ``ce``: cross-entropy of z_k against the peer's predicted class argmax z_j.
+* the exchange term sits where each rule puts ``aux_loss``: on bptt's readout logits, on asf's totals
+  output / (T V_th), and on the spatial rule's output at every step k, out[k], against the peers'
+  final predictions (as its task loss compares out[k] with the label; with a potential readout prefer
+  ``kl`` or ``ce`` there, since ``mse`` would pull the early potentials to the final ones).
+* :class:`Mix`: our reading of Algorithm 1 plus two modes of ours (see its docstring).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from . import rules as rule_registry
+from ._checks import check_choice
+from .errors import InputError
+from .network import Network
+from .rules.base import AuxLoss, LearningRule
+
+
+def _kl(logits: torch.Tensor, peer: torch.Tensor, temperature: float) -> torch.Tensor:
+    log_p = F.log_softmax(logits / temperature, -1)
+    log_q = F.log_softmax(peer / temperature, -1)
+    return temperature**2 * F.kl_div(log_p, log_q, reduction="batchmean", log_target=True)
+
+
+def _mse(logits: torch.Tensor, peer: torch.Tensor, temperature: float) -> torch.Tensor:
+    return 0.5 * (logits - peer).pow(2).sum(-1).mean()
+
+
+def _ce(logits: torch.Tensor, peer: torch.Tensor, temperature: float) -> torch.Tensor:
+    return F.cross_entropy(logits, peer.argmax(-1))
+
+
+EXCHANGES: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = {
+    "kl": _kl, "mse": _mse, "ce": _ce,
+}
+
+
+def exchange_loss(
+    name: str, logits: torch.Tensor, peers: Sequence[torch.Tensor], temperature: float = 1.0,
+) -> torch.Tensor:
+    """E(z, {z_j}) averaged over the peers; the peers are detached here, so only ``logits`` gets a gradient."""
+    check_choice(name, "exchange", tuple(EXCHANGES))
+    if not peers:
+        raise InputError("exchange_loss needs at least one peer prediction")
+    for p in peers:
+        if p.shape != logits.shape:
+            raise InputError(f"peer predictions {tuple(p.shape)} do not match the logits {tuple(logits.shape)}")
+    fn = EXCHANGES[name]
+    return sum(fn(logits, p.detach(), temperature) for p in peers) / len(peers)
+
+
+class Cohort:
+    """K networks trained together on the same encoded batches, each pulled towards its peers' predictions.
+
+    ``loss_backward(inputs, targets)`` fills every member's ``.grad`` (like a rule; the optimizer steps
+    stay with the caller, one optimizer per member) and returns each member's detached loss and logits.
+
+    Peers' predictions: member k needs its peers' predictions of the batch before its own backward,
+    so a no-grad pass of every member (``rule.objective_logits``, in the member's current mode) comes
+    first; then each member's ``rule.loss_backward`` with the exchange term as ``aux_loss``. Cost:
+    one extra forward per member and batch (none when lambda = 0 or K = 1: then no prediction pass is
+    run and the members train exactly as K independent runs). The prediction pass leaves buffers
+    (BatchNorm running statistics) untouched and replays the member's random stream, so the following
+    training forward draws the same dropout masks: a peer receives the prediction the member itself
+    is trained on (bitwise for bptt and offline spatial, up to rounding for asf's totals network; the
+    online spatial rule runs step by step and, with ``update="step"``, changes its weights within the
+    sequence, so its peers see the prediction of the weights at the start of the batch).
+    Reusing the logits each ``loss_backward`` returns would save one of the K passes but would break
+    this symmetry for those two rules, so we do not.
+
+    Random streams: each member draws dropout masks (and any other use of torch's default generators)
+    from its own stream, set by :meth:`seed`; unseeded streams are drawn from torch's global generator
+    at construction, so ``torch.manual_seed`` makes them repeatable.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[Network],
+        rules: str | Sequence[LearningRule] = "bptt",
+        exchange: str = "kl",
+        weight: float = 1.0,
+        temperature: float = 1.0,
+        seeds: Sequence[int] | None = None,
+    ) -> None:
+        self.models = list(models)
+        if not self.models or not all(isinstance(m, Network) for m in self.models):
+            raise InputError("Cohort needs a non-empty sequence of dnmsnn.Network members")
+        if len({m.num_classes for m in self.models}) != 1:
+            raise InputError(f"cohort members must have the same classes, got {[m.num_classes for m in self.models]}")
+        if isinstance(rules, str):
+            self.rules = [rule_registry.create(rules) for _ in self.models]
+        else:
+            self.rules = list(rules)
+            if len(self.rules) != len(self.models) or not all(isinstance(r, LearningRule) for r in self.rules):
+                raise InputError(f"give one LearningRule per member ({len(self.models)}) or a rule name")
+            if len({id(r) for r in self.rules}) != len(self.rules):
+                raise InputError("each member needs its own rule instance (rules may keep per-network state)")
+        self.exchange = check_choice(exchange, "exchange", tuple(EXCHANGES))
+        if not weight >= 0:
+            raise InputError(f"weight (lambda) must be >= 0, got {weight}")
+        if not temperature > 0:
+            raise InputError(f"temperature must be > 0, got {temperature}")
+        self.weight, self.temperature = float(weight), float(temperature)
+        if seeds is None:
+            seeds = torch.randint(0, 2**62, (len(self.models),)).tolist()
+        self.seed(seeds)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    # ----------------------------------------------------------------- random streams
+    def seed(self, seeds: Sequence[int]) -> None:
+        """Restart member k's random stream from ``seeds[k]`` (like ``torch.manual_seed`` for that member alone)."""
+        if len(seeds) != len(self):
+            raise InputError(f"need one seed per member ({len(self)}), got {len(seeds)}")
+        self._seeds = [int(s) for s in seeds]
+        self._states: list[dict[str, torch.Tensor]] = [{} for _ in seeds]
+
+    @contextlib.contextmanager
+    def _stream(self, k: int, replay: bool = False) -> Iterator[None]:
+        """Run a block on member k's stream of the CPU generator and its model's CUDA generators.
+
+        The caller's global state is restored afterwards; ``replay=True`` does not advance the member's
+        stream either, so the next block on it draws the same numbers.
+        """
+        devices = sorted({p.get_device() for p in self.models[k].parameters() if p.is_cuda})
+        states = self._states[k]
+        with torch.random.fork_rng(devices=devices):
+            for key, gen in _generators(devices):
+                if key in states:
+                    gen.set_state(states[key])
+                else:
+                    gen.manual_seed(self._seeds[k])
+            yield
+            if not replay:
+                for key, gen in _generators(devices):
+                    states[key] = gen.get_state()
+
+    # ----------------------------------------------------------------- training
+    @torch.no_grad()
+    def peer_predictions(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """Every member's logits of the batch in its rule's objective space, without gradients.
+
+        Run in each member's current mode (training mode in training), on a replayed random stream and
+        with its buffers restored afterwards, so the member's own training step is unaffected.
+        """
+        out = []
+        for k, (model, rule) in enumerate(zip(self.models, self.rules, strict=True)):
+            saved = [b.clone() for b in model.buffers()]
+            with self._stream(k, replay=True):
+                out.append(rule.objective_logits(model, inputs))
+            for b, s in zip(model.buffers(), saved, strict=True):
+                b.copy_(s)
+        return out
+
+    def aux_loss(self, k: int, predictions: Sequence[torch.Tensor], weight: float) -> AuxLoss:
+        """lambda * E(., peers of member k): the term member k's rule adds to its objective."""
+        peers = [p for j, p in enumerate(predictions) if j != k]
+        return lambda logits: weight * exchange_loss(self.exchange, logits, peers, self.temperature)
+
+    def loss_backward(
+        self, inputs: torch.Tensor, targets: torch.Tensor, weight: float | None = None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Fill every member's ``.grad`` for one batch; return their (losses, logits), detached.
+
+        ``weight`` overrides lambda for this batch (0 during a warm-up).
+        """
+        weight = self.weight if weight is None else float(weight)
+        exchanging = weight > 0 and len(self) > 1
+        predictions = self.peer_predictions(inputs) if exchanging else []
+        losses, logits = [], []
+        for k, (model, rule) in enumerate(zip(self.models, self.rules, strict=True)):
+            aux = self.aux_loss(k, predictions, weight) if exchanging else None
+            with self._stream(k):
+                loss, z = rule.loss_backward(model, inputs, targets, aux)
+            losses.append(loss)
+            logits.append(z)
+        return losses, logits
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """Every member's inference logits [B, classes] (``rule.predict``) of the same encoded inputs."""
+        return [rule.predict(model, inputs) for model, rule in zip(self.models, self.rules, strict=True)]
+
+    def __repr__(self) -> str:
+        return (f"Cohort(size={len(self)}, rules={[r.name for r in self.rules]}, exchange={self.exchange!r}, "
+                f"weight={self.weight}, temperature={self.temperature})")
+
+
+def _generators(devices: Sequence[int]) -> Iterator[tuple[str, torch.Generator]]:
+    """torch's default generators: the CPU one and those of the given CUDA devices."""
+    yield "cpu", torch.random.default_generator
+    for d in devices:
+        yield f"cuda:{d}", torch.cuda.default_generators[d]
+
+
+MIX_MODES = ("max", "average", "better", "vote", "best_member")
+MIX_SPACES = ("softmax", "raw")
+
+
+class Mix:
+    """The multi-channel mix module (seed 000, Algorithm 1), read as follows.
+
+    Each member's outputs [N, classes] are first mapped to a common space: ``space="softmax"`` (default)
+    compares softmax probabilities, so members whose potentials or logits live on different scales are
+    comparable; ``space="raw"`` takes the outputs as they are (e.g. spike counts of identical members).
+    With s_k the mapped outputs of member k:
+
+    * ``max`` (getMax): element-wise max_k s_k, then argmax;
+    * ``average`` (getAverage): mean_k s_k, then argmax;
+    * ``better`` (whichBetter): whichever of ``max`` and ``average`` is more accurate on the data given
+      to :meth:`fit` (a validation split, never the test set); ties go to ``max``, Algorithm 1's first
+      channel;
+    * ``vote`` (ours): the class most members predict; a tie is broken by ``average`` among the tied
+      classes (with K = 2 every disagreement is a tie), then by the lowest class index;
+    * ``best_member`` (ours): the member with the best accuracy on the :meth:`fit` data (lowest index on ties).
+
+    ``better`` and ``best_member`` need :meth:`fit` first; the other modes need no labels.
+    """
+
+    def __init__(self, space: str = "softmax") -> None:
+        self.space = check_choice(space, "space", MIX_SPACES)
+        self.better: str | None = None
+        self.best_member: int | None = None
+        self.fit_accuracy: dict[str, float] = {}
+        self.member_accuracy: list[float] = []
+
+    def fit(self, outputs: Sequence[torch.Tensor], labels: torch.Tensor) -> Mix:
+        """Decide ``better`` and ``best_member`` from validation outputs and labels; returns self."""
+        self._check(outputs, labels)
+        self.member_accuracy = [_accuracy(o.argmax(-1), labels) for o in outputs]
+        self.best_member = max(range(len(outputs)), key=lambda k: (self.member_accuracy[k], -k))
+        acc_max = _accuracy(self.predict(outputs, "max"), labels)
+        acc_avg = _accuracy(self.predict(outputs, "average"), labels)
+        self.better = "max" if acc_max >= acc_avg else "average"
+        self.fit_accuracy = self.accuracy(outputs, labels)
+        return self
+
+    @property
+    def fitted(self) -> bool:
+        return self.better is not None
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes usable now: all of :data:`MIX_MODES` after :meth:`fit`, else those that need no labels."""
+        return MIX_MODES if self.fitted else ("max", "average", "vote")
+
+    def combine(self, outputs: Sequence[torch.Tensor], mode: str) -> torch.Tensor:
+        """Scores [N, classes] of a mode (``vote``: the vote counts, ties not yet broken)."""
+        check_choice(mode, "mode", MIX_MODES)
+        self._check(outputs)
+        if mode in ("better", "best_member") and not self.fitted:
+            raise InputError(f"mix mode {mode!r} is decided on validation data: call Mix.fit(val_outputs, val_labels) "
+                             "first")
+        if mode == "vote":
+            return sum(F.one_hot(o.argmax(-1), o.shape[-1]) for o in outputs).to(outputs[0].dtype)
+        if mode == "best_member":
+            if self.best_member >= len(outputs):
+                raise InputError(f"the mix was fitted on more members ({self.best_member + 1}+) than given "
+                                 f"({len(outputs)})")
+            return self._space(outputs[self.best_member])
+        s = torch.stack([self._space(o) for o in outputs])
+        if mode == "better":
+            mode = self.better
+        return s.max(0).values if mode == "max" else s.mean(0)
+
+    def predict(self, outputs: Sequence[torch.Tensor], mode: str) -> torch.Tensor:
+        """Predicted classes [N] of a mode."""
+        scores = self.combine(outputs, mode)
+        if mode == "vote":
+            tied = scores == scores.max(-1, keepdim=True).values
+            scores = self.combine(outputs, "average").masked_fill(~tied, float("-inf"))
+        return scores.argmax(-1)
+
+    def accuracy(self, outputs: Sequence[torch.Tensor], labels: torch.Tensor) -> dict[str, float]:
+        """Accuracy of every usable mode (:attr:`modes`)."""
+        self._check(outputs, labels)
+        return {mode: _accuracy(self.predict(outputs, mode), labels) for mode in self.modes}
+
+    def _space(self, o: torch.Tensor) -> torch.Tensor:
+        return o.softmax(-1) if self.space == "softmax" else o
+
+    @staticmethod
+    def _check(outputs: Sequence[torch.Tensor], labels: torch.Tensor | None = None) -> None:
+        if not outputs or not all(isinstance(o, torch.Tensor) and o.dim() == 2 for o in outputs):
+            raise InputError("Mix needs a non-empty sequence of member outputs, each [N, classes]")
+        if len({tuple(o.shape) for o in outputs}) != 1:
+            raise InputError(f"member outputs differ in shape: {[tuple(o.shape) for o in outputs]}")
+        if labels is not None and (labels.dtype != torch.long or tuple(labels.shape) != (outputs[0].shape[0],)):
+            raise InputError(f"labels must be int64 [N] = [{outputs[0].shape[0]}], got {labels.dtype} "
+                             f"{tuple(labels.shape)}")
+
+    def __repr__(self) -> str:
+        return f"Mix(space={self.space!r}, better={self.better!r}, best_member={self.best_member})"
+
+
+def _accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    return int((pred == labels).sum()) / max(labels.numel(), 1)
