@@ -51,6 +51,15 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
         pass
 
 
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete temporary files a killed :func:`save_checkpoint` left beside ``path``; returns what was removed."""
+    path = Path(path)
+    stale = list(path.parent.glob(f".{path.name}.*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and verify a checkpoint; any problem raises CheckpointError naming the file."""
     path = Path(path)

@@ -28,7 +28,7 @@ from ..encoders import Encoder, create_encoder
 from ..errors import CheckpointError, ConfigError, DnmsnnError
 from ..network import Network
 from ..rules.base import LearningRule
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from .config import RunConfig, config_dict, load_run_config, save_run_config
 from .evaluate import batches, collect_outputs, metrics
 from .optim import build_optimizer, build_scheduler
@@ -169,6 +169,8 @@ class Trainer:
         ckpt = self.out / CHECKPOINT
         if resume and not ckpt.exists():
             raise CheckpointError(f"nothing to resume: {ckpt} does not exist; drop --resume to start a new run")
+        if resume:
+            remove_stale_temporaries(ckpt)  # left by a kill during a checkpoint write
         if not resume and ckpt.exists():
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
         if resume:
