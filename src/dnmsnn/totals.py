@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
 
 import torch
+
+from ._context import setting
 
 _RECORDING = contextvars.ContextVar("dnmsnn_recording_totals", default=False)
 
 
-@contextlib.contextmanager
-def recording_totals() -> Iterator[None]:
+def recording_totals() -> contextlib.AbstractContextManager[None]:
     """Within the block, neurons accumulate their FI / FO totals (reset them first with :func:`reset_totals`)."""
-    token = _RECORDING.set(True)
-    try:
-        yield
-    finally:
-        _RECORDING.reset(token)
+    return setting(_RECORDING, True)
 
 
 def is_recording() -> bool:

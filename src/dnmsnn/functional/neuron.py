@@ -24,39 +24,29 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
 
+from .._context import setting
 from .surrogate import Surrogate, spike
 
 _TEMPORAL_GRAD = contextvars.ContextVar("dnmsnn_temporal_grad", default=True)
 _FUSED = contextvars.ContextVar("dnmsnn_fused", default=True)
 
 
-@contextlib.contextmanager
-def reference_path() -> Iterator[None]:
+def reference_path() -> contextlib.AbstractContextManager[None]:
     """Within the block, multi-step neurons run the step-by-step autograd reference instead of the fused node."""
-    token = _FUSED.set(False)
-    try:
-        yield
-    finally:
-        _FUSED.reset(token)
+    return setting(_FUSED, False)
 
 
-@contextlib.contextmanager
-def no_temporal_grad() -> Iterator[None]:
+def no_temporal_grad() -> contextlib.AbstractContextManager[None]:
     """Within the block, gradients flow through space only: V[k-1] is detached before it enters H[k].
 
     This cuts the leak and the reset paths between steps (seed 001's spatial backpropagation, eq. 8:
     sensitivities pass from layer m+1 to m within the same step k only); forward values are unchanged.
     """
-    token = _TEMPORAL_GRAD.set(False)
-    try:
-        yield
-    finally:
-        _TEMPORAL_GRAD.reset(token)
+    return setting(_TEMPORAL_GRAD, False)
 
 
 def temporal_grad_enabled() -> bool:
