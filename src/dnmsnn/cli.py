@@ -1,4 +1,4 @@
-"""The ``dnmsnn`` command line: demo, train, eval, models, info.
+"""The ``dnmsnn`` command line: demo, train, eval, plot, analyze, export-nir, models, info.
 
 Every user-fixable problem (bad config, missing data, corrupt checkpoint, bad hyper-parameter) is
 printed as one line on stderr with exit code 2; there is no traceback for those.
@@ -50,6 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="run directory written by train/demo")
     p.add_argument("--T", type=int, action="append", default=None, help="sequence length(s) to test at (repeatable)")
     p.add_argument("--data-dir", default=None)
+
+    p = sub.add_parser("plot", help="figures of a run: curves, accuracy vs T, raster, membrane, firing rates, ...")
+    p.add_argument("run_dir", help="run directory written by train/demo")
+    p.add_argument("--out", default=None, help="folder for the figures (default RUN_DIR/plots)")
+    p.add_argument("--format", default="png,svg", help="comma-separated formats: png, svg, pdf (default png,svg)")
+    p.add_argument("--data-dir", default=None, help="dataset folder for the model-based figures")
+    p.add_argument("--sample", type=int, default=0, help="test sample shown in the raster and membrane plots")
+    p.add_argument("--T", type=int, default=None, help="sequence length of the model-based figures (default test T)")
+    p.add_argument("--tensorboard", default=None, metavar="LOGDIR",
+                   help="also write metrics.jsonl as TensorBoard event files into LOGDIR (needs tensorboard)")
+
+    p = sub.add_parser("analyze", help="firing rates, SynOps vs ANN MACs and an energy estimate on test inputs")
+    p.add_argument("run_dir", help="run directory written by train/demo")
+    p.add_argument("--T", type=int, default=None, help="sequence length (default the run's test T)")
+    p.add_argument("--batches", type=int, default=10, help="number of test batches (default 10)")
+    p.add_argument("--batch-size", type=int, default=100, help="test images per batch (default 100)")
+    p.add_argument("--data-dir", default=None)
+
+    p = sub.add_parser("export-nir", help="write a trained run's network as a NIR graph (needs nir)")
+    p.add_argument("run_dir", help="run directory written by train/demo")
+    p.add_argument("out", help="output file, e.g. model.nir")
+    p.add_argument("--dt", type=float, default=1.0,
+                   help="Euler step the NIR time constants are written for (default 1; snnTorch's importer uses 1e-4)")
 
     sub.add_parser("models", help="list the registered models")
     sub.add_parser("info", help="versions, threads and device")
@@ -106,6 +129,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .analysis.plots import plot_run
+
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    files = plot_run(args.run_dir, args.out, formats=formats, data_dir=args.data_dir, sample=args.sample, T=args.T,
+                     echo=lambda msg: print(f"dnmsnn plot: {msg}", file=sys.stderr))
+    if args.tensorboard:
+        from .analysis.tensorboard import metrics_to_tensorboard
+
+        print(f"TensorBoard event files in {metrics_to_tensorboard(args.run_dir, args.tensorboard)}")
+    for f in files:
+        print(f)
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis.activity import analyze_run, to_markdown
+
+    report = analyze_run(args.run_dir, T=args.T, batches=args.batches, batch_size=args.batch_size,
+                         data_dir=args.data_dir)
+    print(to_markdown(report))
+    print(f"wrote {Path(args.run_dir) / 'analysis.json'} and {Path(args.run_dir) / 'analysis.md'}")
+    return 0
+
+
+def cmd_export_nir(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .analysis.runs import load_run_model
+    from .nir import write_nir
+
+    _, model = load_run_model(args.run_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = write_nir(model, args.out, dt=args.dt)
+    for w in caught:
+        print(f"dnmsnn export-nir: warning: {w.message}", file=sys.stderr)
+    print(f"wrote {path} (NIR graph, dt={args.dt:g}; read it back with dnmsnn.nir.from_nir)")
+    return 0
+
+
 def cmd_models(_: argparse.Namespace) -> int:
     from . import models
 
@@ -127,6 +191,7 @@ def cmd_info(_: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "train": lambda a: (cmd_train(a), 0)[1], "eval": cmd_eval,
+            "plot": cmd_plot, "analyze": cmd_analyze, "export-nir": cmd_export_nir,
             "models": cmd_models, "info": cmd_info}
 
 

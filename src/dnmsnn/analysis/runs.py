@@ -1,13 +1,19 @@
-"""Reading run directories: metrics.jsonl, results.json, and mean +- std over seeds."""
+"""Reading run directories: metrics.jsonl, results.json, the trained model, and mean +- std over seeds."""
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DnmsnnError
+
+if TYPE_CHECKING:
+    from ..data import ArrayDataset
+    from ..encoders import Encoder
+    from ..network import Network
+    from ..train.config import RunConfig
 
 
 def load_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -37,3 +43,47 @@ def summarize(run_dirs: Sequence[str | Path], key: str = "test_acc") -> tuple[fl
     vals = [float(load_results(d)[key]) for d in run_dirs]
     m, sd = mean_std(vals)
     return m, sd, len(vals)
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """The run directory as a Path; a DnmsnnError when it holds no ``config.yaml``."""
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise DnmsnnError(f"{run} is not a run directory (no config.yaml); pass the folder that train or demo wrote")
+    return run
+
+
+def load_run_model(run_dir: str | Path) -> tuple[RunConfig, Network]:
+    """(config, trained model in eval mode) of a run directory; needs no dataset files (shapes come from
+    the dataset registry)."""
+    from ..data.datasets import DATASETS, _canonical_name
+    from ..train import build_model, load_checkpoint, load_run_config
+
+    run = check_run_dir(run_dir)
+    cfg = load_run_config(run / "config.yaml")
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    info = DATASETS[_canonical_name(cfg.data.name)]
+    model = build_model(cfg, info.shape, info.num_classes)
+    state = ckpt.get("model")
+    if not isinstance(state, dict):
+        raise DnmsnnError(f"{run / 'checkpoint.pt'} holds no single 'model' state dict")
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError) as exc:
+        raise DnmsnnError(f"checkpoint in {run} does not fit its config's model: {exc}") from None
+    return cfg, model.eval()
+
+
+def load_run(
+    run_dir: str | Path, data_dir: str | None = None, split: str = "test", limit: int | None = None
+) -> tuple[RunConfig, Network, ArrayDataset, Encoder]:
+    """(config, trained model in eval mode, dataset split, the run's encoder) of a run directory."""
+    from ..data import load_dataset
+    from ..encoders import create_encoder
+
+    cfg, model = load_run_model(run_dir)
+    if limit is None:
+        limit = cfg.data.test_limit if split == "test" else cfg.data.train_limit
+    data = load_dataset(cfg.data.name, split, data_dir or cfg.data.dir, limit=limit)
+    encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=cfg.train.seed)
+    return cfg, model, data, encoder

@@ -131,6 +131,7 @@ class TrainConfig:
     threads: int | None = None
     deterministic: bool = True
     progress: bool = True
+    tensorboard: str | None = None  # a log folder: every epoch's metrics row also goes to TensorBoard
 
     def validate(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size"):

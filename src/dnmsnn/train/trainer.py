@@ -283,6 +283,11 @@ class Trainer:
         if K > 1 and self.val is None:
             self.echo("no validation split (data.val_fraction = 0): the mix modes 'better' and 'best_member' are "
                       "decided on validation data only, so they are left out")
+        board = None
+        if cfg.train.tensorboard:
+            from ..analysis.tensorboard import TensorBoardLogger
+
+            board = TensorBoardLogger(cfg.train.tensorboard)
         for epoch in range(self.start_epoch, cfg.train.epochs):
             row: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
             row.update(self.train_epoch(epoch))
@@ -292,7 +297,12 @@ class Trainer:
             self.history.append(row)
             save_checkpoint(self._payload(epoch), self.out / CHECKPOINT)
             self._write_metrics()
+            if board is not None:
+                board.log(row)
+                board.flush()
             self.echo(self._epoch_line(row))
+        if board is not None:
+            board.close()
         results = self.final_results(time.perf_counter() - t_start)
         (self.out / RESULTS).write_text(json.dumps(results, indent=2) + "\n")
         return results
