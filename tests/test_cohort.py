@@ -274,7 +274,11 @@ def test_cli_trains_a_cohort(tmp_path, capsys):
     row = json.loads((out / "metrics.jsonl").read_text())
     assert len(row["members"]) == 2 and {"train_loss", "train_acc", "val_acc", "test_acc"} <= set(row["members"][1])
     assert row["mix"]["better"] in ("max", "average") and "mix test" in capsys.readouterr().out
-    assert main(["eval", str(out), "--T", "3"]) == 0          # the single-network keys hold member 0
+    assert main(["eval", str(out), "--T", "3"]) == 0          # every member and the val-free mix modes
+    by_T = json.loads((out / "eval.json").read_text())["by_T"]["3"]
+    assert [by_T["member0"], by_T["member1"]] == [m["test_acc_by_T"]["3"] for m in res["members"]]
+    assert {k: by_T[f"mix_{k}"] for k in ("max", "average", "vote")} == {
+        k: res["mix"]["test_acc_by_T"]["3"][k] for k in ("max", "average", "vote")}
     # without a validation split, better and best_member are left out rather than decided on test data
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "noval"), "--set", "data.val_fraction=0"]) == 0
     mix = json.loads((tmp_path / "noval" / "results.json").read_text())["mix"]

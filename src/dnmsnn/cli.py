@@ -105,27 +105,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from . import create_encoder, rules
+    """Test accuracy of every member (and, for a cohort, of the mix modes that need no validation data)."""
+    from . import Mix, create_encoder, rules
+    from .analysis.runs import load_run_members
     from .data import load_dataset
-    from .train import build_model, evaluate, load_checkpoint, load_run_config
-    from .train.trainer import CHECKPOINT, CONFIG
+    from .train import collect_outputs, load_checkpoint
+    from .train.trainer import CHECKPOINT
 
-    run = Path(args.run_dir)
-    cfg = load_run_config(run / CONFIG) if (run / CONFIG).exists() else None
-    if cfg is None:
-        raise DnmsnnError(f"{run} is not a run directory (no {CONFIG}); pass the folder that train or demo wrote")
-    ckpt = load_checkpoint(run / CHECKPOINT)
+    cfg, models = load_run_members(args.run_dir)
+    epoch = load_checkpoint(Path(args.run_dir) / CHECKPOINT)["epoch"] + 1
     test = load_dataset(cfg.data.name, "test", args.data_dir or cfg.data.dir, limit=cfg.data.test_limit)
-    model = build_model(cfg, test.shape, len(test.classes))
-    model.load_state_dict(ckpt["model"])
-    rule = rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args)
+    member_rules = [rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args) for _ in models]
     encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=cfg.train.seed)
-    out = {}
+    out: dict[str, dict[str, float]] = {}
     for T in args.T or cfg.eval_T:
-        r = evaluate(model, rule, encoder, test, T, cfg.train.eval_batch_size, cfg.encoder.eval_seed)
-        out[str(T)] = r["acc"]
-        print(f"T={T:4d}  test accuracy {r['acc']:.2%}  loss {r['loss']:.4f}  ({r['n']} samples)")
-    (run / "eval.json").write_text(json.dumps({"epoch": ckpt["epoch"] + 1, "test_acc_by_T": out}, indent=2) + "\n")
+        outputs, labels = collect_outputs(models, member_rules, encoder, test, T, cfg.train.eval_batch_size,
+                                          cfg.encoder.eval_seed)
+        accs = {f"member{k}" if len(models) > 1 else "model": float((o.argmax(-1) == labels).double().mean())
+                for k, o in enumerate(outputs)}
+        if len(models) > 1:
+            mix = Mix()
+            accs.update({f"mix_{m}": float((mix.predict(outputs, m) == labels).double().mean())
+                         for m in ("max", "average", "vote")})
+        out[str(T)] = accs
+        print(f"T={T:4d}  " + "  ".join(f"{k} {v:.2%}" for k, v in accs.items()) + f"  ({len(labels)} samples)")
+    summary = {"epoch": epoch, "test_acc_by_T": {T: a.get("model", a.get("member0")) for T, a in out.items()},
+               "by_T": out}
+    (Path(args.run_dir) / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
     return 0
 
 

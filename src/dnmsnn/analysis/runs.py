@@ -53,9 +53,11 @@ def check_run_dir(run_dir: str | Path) -> Path:
     return run
 
 
-def load_run_model(run_dir: str | Path) -> tuple[RunConfig, Network]:
-    """(config, trained model in eval mode) of a run directory; needs no dataset files (shapes come from
-    the dataset registry)."""
+def load_run_members(run_dir: str | Path) -> tuple[RunConfig, list[Network]]:
+    """(config, every trained member in eval mode: one network, or a cohort's K) of a run directory.
+
+    Needs no dataset files (the shapes come from the dataset registry).
+    """
     from ..data.datasets import DATASETS, _canonical_name
     from ..train import build_model, load_checkpoint, load_run_config
 
@@ -63,15 +65,24 @@ def load_run_model(run_dir: str | Path) -> tuple[RunConfig, Network]:
     cfg = load_run_config(run / "config.yaml")
     ckpt = load_checkpoint(run / "checkpoint.pt")
     info = DATASETS[_canonical_name(cfg.data.name)]
-    model = build_model(cfg, info.shape, info.num_classes)
-    state = ckpt.get("model")
-    if not isinstance(state, dict):
-        raise DnmsnnError(f"{run / 'checkpoint.pt'} holds no single 'model' state dict")
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError) as exc:
-        raise DnmsnnError(f"checkpoint in {run} does not fit its config's model: {exc}") from None
-    return cfg, model.eval()
+    states = [m.get("model") for m in ckpt["members"]] if "members" in ckpt else [ckpt.get("model")]
+    models = []
+    for state in states:
+        if not isinstance(state, dict):
+            raise DnmsnnError(f"{run / 'checkpoint.pt'} holds no model state dict")
+        model = build_model(cfg, info.shape, info.num_classes)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, KeyError) as exc:
+            raise DnmsnnError(f"checkpoint in {run} does not fit its config's model: {exc}") from None
+        models.append(model.eval())
+    return cfg, models
+
+
+def load_run_model(run_dir: str | Path) -> tuple[RunConfig, Network]:
+    """(config, trained model in eval mode) of a run directory; for a cohort, member 0."""
+    cfg, models = load_run_members(run_dir)
+    return cfg, models[0]
 
 
 def load_run(
