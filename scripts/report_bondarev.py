@@ -2,8 +2,8 @@
 
     python scripts/report_bondarev.py --runs runs/bondarev --data-dir ../shared/data
 
-Expects run directories ``<runs>/spatial-s<seed>`` (and optionally ``<runs>/bptt-s<seed>``), each
-written by ``dnmsnn train --config configs/bondarev_mnist.yaml``. Writes figures to
+Expects run directories ``<runs>/<group>-s<seed>`` for the groups in GROUPS (any may be missing), each
+written by ``dnmsnn train --config configs/bondarev_mnist.yaml`` with the overrides named there. Writes figures to
 ``reports/figures/bondarev_*.{png,svg}`` and prints the markdown tables to stdout (and to
 ``reports/figures/bondarev_tables.md``).
 """
@@ -22,6 +22,11 @@ from dnmsnn.train import build_model, evaluate, load_checkpoint, load_run_config
 from dnmsnn import create_encoder, rules
 
 PAPER_TEST, PAPER_TRAIN = 98.14, 99.73
+GROUPS = {  # run-name prefix -> label
+    "perstep": "spatial, update per step (eq. 7)",
+    "spatial": "spatial, summed per batch",
+    "bptt": "bptt",
+}
 
 
 def clean_train_accuracy(run: Path, data_dir: str, T: int) -> float:
@@ -43,10 +48,10 @@ def main() -> None:
     a = ap.parse_args()
     root, fig = Path(a.runs), Path(a.figures)
     groups = {}
-    for rule in ("spatial", "bptt"):
-        runs = sorted(p for p in root.glob(f"{rule}-s*") if (p / "results.json").exists())
+    for prefix, label in GROUPS.items():
+        runs = sorted(p for p in root.glob(f"{prefix}-s*") if (p / "results.json").exists())
         if runs:
-            groups[rule] = runs
+            groups[label] = runs
     lines = ["| rule | seeds | epochs | test acc. T=5 (%) | train acc. T=5, final weights (%) | "
              "train acc. running, last epoch (%) | samples/s (median) | wall time / run |",
              "|---|---|---|---|---|---|---|---|"]
@@ -71,7 +76,7 @@ def main() -> None:
     plot_acc_vs_T(groups, fig / "bondarev_accuracy_vs_T")
     test = load_dataset("mnist", "test", a.data_dir)
     plot_reconstruction(test.images[:4], [5, 10, 20, 50, 255], fig / "bondarev_fig2_reconstruction")
-    run0 = groups["spatial"][0]
+    run0 = next(iter(groups.values()))[0]
     cfg = load_run_config(run0 / "config.yaml")
     model = build_model(cfg, test.shape, 10).eval()
     model.load_state_dict(load_checkpoint(run0 / "checkpoint.pt")["model"])
