@@ -36,6 +36,7 @@ import numpy as np
 import pytest
 import reference as ref
 import torch
+from helpers import default_dtype
 
 import dnmsnn
 import dnmsnn.functional.neuron as neuron_fn
@@ -43,16 +44,6 @@ from dnmsnn.functional.surrogate import _SpikeFn
 from dnmsnn.rules.base import task_loss
 
 K = 4.0  # slope of the sigmoid spike / surrogate
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 class SmoothForwardSpike(_SpikeFn):

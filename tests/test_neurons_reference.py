@@ -7,13 +7,13 @@ default (float32) module receives float64 input.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 import pytest
 import reference as ref
 import torch
+from helpers import default_dtype
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,16 +22,6 @@ from dnmsnn import IF, LIF, InputError, Integrator
 
 POT_TOL = 1e-10  # float64 library vs float64 reference: same formulas, rounding differences only
 SHAPES = [(6, 3, 5), (5, 2), (4, 2, 3, 4, 4), (9, 1, 1)]
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 def build(cls, dtype: torch.dtype = torch.float64, **kw):

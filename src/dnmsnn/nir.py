@@ -308,6 +308,15 @@ def _uniform(a: Any, what: str, name: str) -> float:
     return first
 
 
+def _load_parameters(layer: Linear | Conv2d, weight: torch.Tensor, node: Any) -> Linear | Conv2d:
+    """Copy a NIR node's weight (and bias, when the layer has one) into a freshly built layer."""
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if layer.bias is not None:
+            layer.bias.copy_(torch.as_tensor(np.asarray(node.bias), dtype=torch.float32))
+    return layer
+
+
 def _ints(v: Any) -> int | tuple[int, ...] | str:
     if isinstance(v, bytes):
         v = v.decode()
@@ -433,24 +442,15 @@ class _Importer:
             w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32)
             if w.dim() != 2:
                 raise InputError(f"NIR node {name!r}: only 2-D Linear / Affine weights are supported")
-            bias = isinstance(node, nir.Affine)
-            layer = Linear(w.shape[1], w.shape[0], bias=bias)
-            with torch.no_grad():
-                layer.weight.copy_(w)
-                if bias:
-                    layer.bias.copy_(torch.as_tensor(np.asarray(node.bias), dtype=torch.float32))
-            return layer
+            layer = Linear(w.shape[1], w.shape[0], bias=isinstance(node, nir.Affine))
+            return _load_parameters(layer, w, node)
         if isinstance(node, nir.Conv2d):
             w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32)
             groups = int(np.asarray(node.groups))
             bias = bool(meta.get("bias", True))
             layer = Conv2d(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]), stride=_ints(node.stride),
                            padding=_ints(node.padding), dilation=_ints(node.dilation), groups=groups, bias=bias)
-            with torch.no_grad():
-                layer.weight.copy_(w)
-                if bias:
-                    layer.bias.copy_(torch.as_tensor(np.asarray(node.bias), dtype=torch.float32))
-            return layer
+            return _load_parameters(layer, w, node)
         if isinstance(node, nir.AvgPool2d):
             return AvgPool2d(_ints(node.kernel_size), stride=_ints(node.stride), padding=_ints(node.padding),
                              count_include_pad=bool(meta.get("count_include_pad", True)))
