@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from dnmsnn.analysis.plots import plot_acc_vs_T, plot_curves, plot_output_potentials, plot_reconstruction
-from dnmsnn.analysis.runs import load_metrics, load_results, mean_std
-from dnmsnn.data import load_dataset
-from dnmsnn.train import build_model, evaluate, load_checkpoint, load_run_config
 from dnmsnn import create_encoder, rules
+from dnmsnn.analysis.plots import plot_acc_vs_T, plot_curves, plot_output_potentials, plot_reconstruction
+from dnmsnn.analysis.runs import load_metrics, load_results, load_run_model, mean_std
+from dnmsnn.data import load_dataset
+from dnmsnn.train import evaluate
 
 PAPER_TEST, PAPER_TRAIN = 98.14, 99.73
 GROUPS = {  # run-name prefix -> label
@@ -31,10 +31,8 @@ GROUPS = {  # run-name prefix -> label
 
 def clean_train_accuracy(run: Path, data_dir: str, T: int) -> float:
     """Accuracy on the whole training set with the final weights at test length T (no running average)."""
-    cfg = load_run_config(run / "config.yaml")
+    cfg, model = load_run_model(run)
     train = load_dataset(cfg.data.name, "train", data_dir)
-    model = build_model(cfg, train.shape, 10)
-    model.load_state_dict(load_checkpoint(run / "checkpoint.pt")["model"])
     rule = rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args)
     enc = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=0)
     return evaluate(model, rule, enc, train, T, 1000, cfg.encoder.eval_seed)["acc"]
@@ -76,10 +74,7 @@ def main() -> None:
     plot_acc_vs_T(groups, fig / "bondarev_accuracy_vs_T")
     test = load_dataset("mnist", "test", a.data_dir)
     plot_reconstruction(test.images[:4], [5, 10, 20, 50, 255], fig / "bondarev_fig2_reconstruction")
-    run0 = next(iter(groups.values()))[0]
-    cfg = load_run_config(run0 / "config.yaml")
-    model = build_model(cfg, test.shape, 10).eval()
-    model.load_state_dict(load_checkpoint(run0 / "checkpoint.pt")["model"])
+    _, model = load_run_model(next(iter(groups.values()))[0])
     enc = create_encoder("poisson", 20, seed=1)
     with torch.no_grad():
         trace = model(enc(test.images[:4]))
