@@ -81,6 +81,26 @@ def test_layers_without_totals_form_are_refused():
 
 
 def test_invalid_options():
-    for kw in ({"slope": "layer"}, {"phase1": "x"}, {"mask": "x"}, {"momentum": 0.5}, {"v_th": -1.0}):
+    for kw in ({"slope": "layer"}, {"phase1": "x"}, {"mask": "x"}, {"momentum": 0.5, "slope": "sample"}, {"v_th": -1.0}):
         with pytest.raises(InputError):
             dnmsnn.rules.create("asf", **kw)
+
+
+def test_asf_lenet_init_reaches_every_layer():
+    """With fan-in init (default) spikes reach the output; bounds are g sqrt(3 / fan_in)."""
+    import math
+
+    from dnmsnn.layers import Conv2d
+
+    torch.manual_seed(0)
+    x = (torch.rand(10, 8, 1, 28, 28) < 0.3).float()
+    net = dnmsnn.models.create("asf_lenet", gain=2.0)
+    conv1 = next(m for m in net.modules() if isinstance(m, Conv2d))
+    assert float(conv1.weight.abs().max()) <= 2.0 * math.sqrt(3 / 25) + 1e-6
+    assert float(conv1.weight.abs().max()) > 2.0 * math.sqrt(3 / 25) * 0.9
+    with torch.no_grad():
+        assert net(x)[-1].abs().sum() > 0
+    with pytest.raises(InputError, match="init"):
+        dnmsnn.models.create("asf_lenet", init="xavier")
+    with pytest.raises(InputError, match="gain"):
+        dnmsnn.models.create("asf_vgg", gain=0.0)

@@ -7,11 +7,35 @@ strict Heaviside (spike when V > V_th) and reset to V_reset = 0.
 """
 from __future__ import annotations
 
+import math
+
+from .._checks import check_choice
+from ..errors import InputError
 from ..layers import AvgPool2d, Conv2d, Flatten, Linear
 from ..network import Network
 from ..neurons import Integrator
-from .builders import make_neuron
+from .builders import make_neuron, uniform_sqrt3_init
 from .registry import register_model
+
+INITS = ("fan_in", "torch")
+
+
+def init_synapses(net: Network, init: str, gain: float) -> Network:
+    """``init="fan_in"``: W ~ U[-g sqrt(3/fan_in), g sqrt(3/fan_in)] (variance g^2/fan_in), so spikes reach the
+    deeper layers at the start; ``"torch"``: PyTorch's default U[-1/sqrt(fan_in), 1/sqrt(fan_in)], under which
+    the third spiking layer of the LeNet is silent on MNIST and every ASF slope falls back to 1/V_th.
+    """
+    check_choice(init, "init", INITS)
+    if gain <= 0:
+        raise InputError(f"gain must be > 0, got {gain}")
+    if init == "torch":
+        return net
+    for layer in net.modules():
+        if isinstance(layer, (Linear, Conv2d)):
+            fan_in = math.prod(layer.weight.shape[1:])
+            uniform_sqrt3_init(layer, fan_in)
+            layer.weight.data.mul_(gain)
+    return net
 
 
 def _neuron(neuron: str, tau: float, threshold: float, surrogate: str):
@@ -28,20 +52,24 @@ def asf_lenet(
     threshold: float = 1.0,
     bias: bool = False,
     surrogate: str = "atan",
+    init: str = "fan_in",
+    gain: float = 1.0,
 ) -> Network:
     """conv5x5(20) -> spike -> avgpool2 -> conv5x5(50) -> spike -> avgpool2 -> FC200 -> spike -> FC10 -> Integrator.
 
-    ``surrogate`` is used only when the same network is trained by bptt or spatial (asf needs none).
+    ``surrogate`` is used only when the same network is trained by bptt or spatial (asf needs none);
+    ``init``/``gain``: see :func:`init_synapses` (the slides give no initialisation).
     """
     c, h, w = input_shape
     flat = 50 * ((h - 4) // 2 - 4) // 2 * (((w - 4) // 2 - 4) // 2)
-    return Network(
+    net = Network(
         Conv2d(c, 20, 5, bias=bias), _neuron(neuron, tau, threshold, surrogate), AvgPool2d(2),
         Conv2d(20, 50, 5, bias=bias), _neuron(neuron, tau, threshold, surrogate), AvgPool2d(2),
         Flatten(), Linear(flat, 200, bias=bias), _neuron(neuron, tau, threshold, surrogate),
         Linear(200, num_classes, bias=bias), Integrator(),
         readout="final", input_shape=tuple(input_shape), num_classes=num_classes,
     )
+    return init_synapses(net, init, gain)
 
 
 @register_model(summary="Our CIFAR-10 net for ASF: VGG-style 64C3-64C3-P2-128C3-128C3-P2-256C3-P2-FC256-10",
@@ -55,6 +83,8 @@ def asf_vgg(
     threshold: float = 1.0,
     bias: bool = False,
     surrogate: str = "atan",
+    init: str = "fan_in",
+    gain: float = 1.0,
 ) -> Network:
     """The slides report CIFAR-10 results without an architecture; this small VGG (no BatchNorm, which has no
     totals form; average pooling) is our choice. ``width`` scales every layer (64 = the layout in the summary).
@@ -75,4 +105,5 @@ def asf_vgg(
         Flatten(), Linear(w3 * (h // 8) * (w // 8), w3, bias=bias), spike(), Linear(w3, num_classes, bias=bias),
         Integrator(),
     ]
-    return Network(*layers, readout="final", input_shape=tuple(input_shape), num_classes=num_classes)
+    net = Network(*layers, readout="final", input_shape=tuple(input_shape), num_classes=num_classes)
+    return init_synapses(net, init, gain)

@@ -10,11 +10,13 @@ and ``FO^n = sum_t s^n(t)``. Phase 2 backpropagates once through the equivalent 
     L = 1/2 || Y - V^N(T) / (T V_th) ||^2                  (eq. 5; V^N(T) = FI^N, the Integrator output)
 
 ``slope`` chooses how S is shared (the slides: one ratio per layer, S^n = sum_i FO_i / sum_i FI_i;
-whether the sums also run over the batch is not said):
+whether the sums also run over the batch is not said). The default is ``"batch"``, the most literal "shared
+for the whole layer": on MNIST LeNet (1 epoch on 6,000 images, T = 10) it reached 81.8 % test against 75.1 %
+for ``"sample"`` and 83.6 % for ``"neuron"`` (reports/asf_mnist.md):
 
-* ``"sample"`` (default): per layer and per sample, the slides' formula applied to each input;
-* ``"batch"``: one scalar per layer over the neurons and the whole mini-batch (``momentum`` > 0 keeps a
-  running average of it across batches);
+* ``"batch"`` (default): one scalar per layer over the neurons and the whole mini-batch (``momentum`` > 0
+  keeps a running average of it across batches);
+* ``"sample"``: per layer and per sample, the slides' formula applied to each input;
 * ``"neuron"``: per neuron and sample, ``FO_i / FI_i`` (the slides' first form, before sharing).
 
 Our choices (the slides are silent): a ratio whose denominator ``FI <= eps`` (no net positive input,
@@ -64,7 +66,7 @@ class ASF(LearningRule):
     def __init__(
         self,
         loss: str = "mse",
-        slope: str = "sample",
+        slope: str = "batch",
         phase1: str = "layer",
         mask: str = "none",
         momentum: float = 0.0,
