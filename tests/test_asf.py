@@ -81,7 +81,8 @@ def test_layers_without_totals_form_are_refused():
 
 
 def test_invalid_options():
-    for kw in ({"slope": "layer"}, {"phase1": "x"}, {"mask": "x"}, {"momentum": 0.5, "slope": "sample"}, {"v_th": -1.0}):
+    bad = ({"slope": "layer"}, {"phase1": "x"}, {"mask": "x"}, {"momentum": 0.5, "slope": "sample"}, {"v_th": -1.0})
+    for kw in bad:
         with pytest.raises(InputError):
             dnmsnn.rules.create("asf", **kw)
 

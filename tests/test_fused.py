@@ -1,4 +1,8 @@
-"""The fused multi-step neuron gives the reference path's values exactly and its gradients to float precision."""
+"""The fused multi-step neuron gives the reference path's values exactly and its gradients to float precision.
+
+Every test runs for both backends of the fused node: the PyTorch loop ("python") and the C++ kernel
+("cpp", skipped where it cannot be built, e.g. without a C++ compiler).
+"""
 from __future__ import annotations
 
 import itertools
@@ -7,10 +11,18 @@ import pytest
 import torch
 
 import dnmsnn
-from dnmsnn.functional import no_temporal_grad, reference_path
+from dnmsnn.functional import cpp, fused_backend, no_temporal_grad, reference_path
 
 CASES = list(itertools.product(["beta", "tau", "if"], ["zero", "subtract"], [False, True], [False, True],
-                               [True, False], ["exp", "atan", "rect"]))
+                               [True, False], ["exp", "atan", "rect", "sigmoid", "triangle", "fast_sigmoid"]))
+
+
+@pytest.fixture(params=["python", "cpp"])
+def backend(request):
+    if request.param == "cpp" and cpp.load() is None:
+        pytest.skip(f"C++ kernel unavailable: {cpp.status()}")
+    with fused_backend(request.param):
+        yield request.param
 
 
 def make(form, **kw):
@@ -22,7 +34,7 @@ def make(form, **kw):
 
 
 @pytest.mark.parametrize("form, reset, detach, strict, temporal, surrogate", CASES)
-def test_fused_equals_reference(form, reset, detach, strict, temporal, surrogate):
+def test_fused_equals_reference(backend, form, reset, detach, strict, temporal, surrogate):
     torch.manual_seed(hash((form, reset, detach, strict, temporal, surrogate)) % 1000)
     neuron = make(form, threshold=torch.rand(7) * 0.5 + 0.5, v_reset=0.0 if form == "beta" else -0.2,
                   reset=reset, detach_reset=detach, strict=strict, surrogate=surrogate, record=True).double()
@@ -42,13 +54,13 @@ def test_fused_equals_reference(form, reset, detach, strict, temporal, surrogate
     torch.testing.assert_close(g_fused, g_ref, rtol=1e-12, atol=1e-12)
 
 
-def test_learnable_threshold_gets_a_gradient():
+def test_learnable_threshold_gets_a_gradient(backend):
     neuron = dnmsnn.LIF(beta=0.9, threshold=torch.full((4,), 0.5), learn_threshold=True)
     neuron(torch.rand(5, 2, 4) * 2).sum().backward()
     assert neuron.threshold.grad is not None and neuron.threshold.grad.abs().sum() > 0
 
 
-def test_whole_network_gradients_fused_vs_reference():
+def test_whole_network_gradients_fused_vs_reference(backend):
     torch.manual_seed(0)
     net = dnmsnn.models.create("bondarev_mlp", input_shape=(20,), hidden=(16, 12), num_classes=4).double()
     x = (torch.rand(8, 5, 20) < 0.4).double()
@@ -65,7 +77,7 @@ def test_whole_network_gradients_fused_vs_reference():
 
 @pytest.mark.parametrize("reset, detach", [("zero", False), ("zero", True), ("subtract", False), ("subtract", True)])
 @pytest.mark.parametrize("thr_shape", [(), (7,), (1, 7)])
-def test_fused_threshold_gradient_equals_reference(reset, detach, thr_shape):
+def test_fused_threshold_gradient_equals_reference(backend, reset, detach, thr_shape):
     torch.manual_seed(3)
     thr = torch.rand(thr_shape, dtype=torch.float64) * 0.5 + 0.5
     neuron = dnmsnn.LIF(beta=0.8, threshold=thr, v_reset=-0.1 if reset == "zero" else 0.0, reset=reset,

@@ -1,4 +1,4 @@
-"""The ``dnmsnn`` command line: demo, train, eval, plot, analyze, export-nir, models, info.
+"""The ``dnmsnn`` command line: demo, train, eval, plot, analyze, export-nir, models, info, docs, bench.
 
 Every user-fixable problem (bad config, missing data, corrupt checkpoint, bad hyper-parameter) is
 printed as one line on stderr with exit code 2; there is no traceback for those.
@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import DnmsnnError
+from .errors import ConfigError, DnmsnnError
 
 DEMO_OVERRIDES = (
     "model.name=digits_mlp", "data.name=digits", "encoder.T=10", "encoder.eval_T=[1,2,5,10,20]",
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train from a YAML config")
     p.add_argument("--config", default=None, help="YAML config (see configs/); defaults apply when omitted")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train on N processes of this machine (runs torch.distributed.run; see train.parallel)")
     _add_run_options(p)
 
     p = sub.add_parser("eval", help="evaluate a trained run's checkpoint on its test set")
@@ -76,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the registered models")
     sub.add_parser("info", help="versions, threads and device")
+
+    p = sub.add_parser("bench", help="train speed and memory against snnTorch, SpikingJelly and Norse (peer_bench)")
+    from .bench import add_arguments as add_bench_arguments
+
+    add_bench_arguments(p)
+
+    p = sub.add_parser("docs", help="serve the documentation site locally (mkdocs serve; needs the docs extra)")
+    p.add_argument("--config-file", default=None, help="mkdocs.yml to serve (default: the repository's)")
+    p.add_argument("--addr", default="127.0.0.1:8000", help="host:port to serve on (default 127.0.0.1:8000)")
     return parser
 
 
@@ -84,7 +97,7 @@ def _default_out(name: str) -> Path:
 
 
 def cmd_train(args: argparse.Namespace, overrides: Sequence[str] = (), name: str | None = None) -> dict:
-    from .train import Trainer, load_run_config
+    from .train import Trainer, distributed, load_run_config
     from .train.trainer import CONFIG
 
     config = args.config if hasattr(args, "config") else None
@@ -93,8 +106,42 @@ def cmd_train(args: argparse.Namespace, overrides: Sequence[str] = (), name: str
     seed = [] if args.seed is None else [f"train.seed={args.seed}"]
     cfg = load_run_config(config, [*overrides, *args.overrides, *seed])
     out = Path(args.out) if args.out else _default_out(name or (Path(config).stem if config else "run"))
-    trainer = Trainer(cfg, out, data_dir=args.data_dir, resume=getattr(args, "resume", False))
-    return trainer.fit()
+    if getattr(args, "nproc", 1) < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
+    if getattr(args, "nproc", 1) > 1 and distributed.env_world_size() == 1:
+        return {"returncode": launch(args.argv, args.nproc, out)}
+    clean = False
+    try:
+        results = Trainer(cfg, out, data_dir=args.data_dir, resume=getattr(args, "resume", False)).fit()
+        clean = True
+        return results
+    finally:
+        distributed.teardown(clean)  # the process group a torchrun launch made (a no-op in one process)
+
+
+def launch(argv: Sequence[str], nproc: int, out: Path) -> int:
+    """``dnmsnn train --nproc N ...``: the same command on N local processes via ``python -m torch.distributed.run``.
+
+    ``--nproc`` is dropped from the workers' arguments and ``--out`` fixed (all ranks agree on it; rank 0
+    alone writes there). Each worker gets cpu_count / N threads unless OMP_NUM_THREADS is set. Returns
+    torchrun's exit status.
+    """
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    if not any(a == "--out" or a.startswith("--out=") for a in rest):
+        rest += ["--out", str(out)]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "dnmsnn", *rest]
+    print(f"dnmsnn train: {nproc} processes (torch.distributed.run --standalone) -> {out}", file=sys.stderr)
+    return subprocess.call(cmd, env=env)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -196,13 +243,49 @@ def cmd_info(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "train": lambda a: (cmd_train(a), 0)[1], "eval": cmd_eval,
+def cmd_bench(args: argparse.Namespace) -> int:
+    """peer_bench with the dnmsnn adapter against the peers; summary, ratios and targets (see dnmsnn.bench)."""
+    from .bench import run
+
+    return run(args)
+
+
+def find_mkdocs_config(start: Path | None = None) -> Path | None:
+    """The repository's mkdocs.yml: in ``start`` (default: the working directory) or a folder above it,
+    else beside the source tree the package runs from (an editable install); None when there is none."""
+    here = (start or Path.cwd()).resolve()
+    candidates = [d / "mkdocs.yml" for d in (here, *here.parents)]
+    candidates.append(Path(__file__).resolve().parents[2] / "mkdocs.yml")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Serve the documentation site with live reload: ``mkdocs serve`` on the repository's mkdocs.yml."""
+    import importlib.util
+
+    config = Path(args.config_file) if args.config_file else find_mkdocs_config()
+    if config is None or not config.is_file():
+        where = args.config_file or "in the working directory, the folders above it or the source tree"
+        raise DnmsnnError(f"no mkdocs.yml found ({where}); run it from a clone of the repository or pass "
+                          "--config-file")
+    if importlib.util.find_spec("mkdocs") is None:
+        raise DnmsnnError("serving the docs needs mkdocs: pip install -e '.[docs]' (make docs installs it)")
+    print(f"dnmsnn docs: serving {config} at http://{args.addr}/ (Ctrl-C stops)", file=sys.stderr)
+    try:  # from the repository root: the docs include files by paths relative to it
+        return subprocess.call([sys.executable, "-m", "mkdocs", "serve", "--config-file", str(config.resolve()),
+                                "--dev-addr", args.addr], cwd=config.resolve().parent)
+    except KeyboardInterrupt:
+        return 0
+
+COMMANDS = {"demo": cmd_demo, "train": lambda a: cmd_train(a).get("returncode", 0), "eval": cmd_eval,
             "plot": cmd_plot, "analyze": cmd_analyze, "export-nir": cmd_export_nir,
-            "models": cmd_models, "info": cmd_info}
+            "models": cmd_models, "info": cmd_info, "docs": cmd_docs, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what `dnmsnn train --nproc N` hands on to its workers
     try:
         return COMMANDS[args.command](args)
     except DnmsnnError as exc:

@@ -174,13 +174,17 @@ class Cohort:
         Run in each member's current mode (training mode in training), on a replayed random stream and
         with its buffers restored afterwards, so the member's own training step is unaffected.
         """
-        out = []
-        for k, (model, rule) in enumerate(zip(self.models, self.rules, strict=True)):
-            saved = [b.clone() for b in model.buffers()]
-            with self._stream(k, replay=True):
-                out.append(rule.objective_logits(model, inputs))
-            for b, s in zip(model.buffers(), saved, strict=True):
-                b.copy_(s)
+        return [self.peer_prediction(k, inputs) for k in range(len(self))]
+
+    @torch.no_grad()
+    def peer_prediction(self, k: int, inputs: torch.Tensor) -> torch.Tensor:
+        """Member k's part of :meth:`peer_predictions` (a rank of a distributed cohort computes only its own)."""
+        model, rule = self.models[k], self.rules[k]
+        saved = [b.clone() for b in model.buffers()]
+        with self._stream(k, replay=True):
+            out = rule.objective_logits(model, inputs)
+        for b, s in zip(model.buffers(), saved, strict=True):
+            b.copy_(s)
         return out
 
     def aux_loss(self, k: int, predictions: Sequence[torch.Tensor], weight: float) -> AuxLoss:
@@ -199,13 +203,19 @@ class Cohort:
         exchanging = weight > 0 and len(self) > 1
         predictions = self.peer_predictions(inputs) if exchanging else []
         losses, logits = [], []
-        for k, (model, rule) in enumerate(zip(self.models, self.rules, strict=True)):
+        for k in range(len(self)):
             aux = self.aux_loss(k, predictions, weight) if exchanging else None
-            with self._stream(k):
-                loss, z = rule.loss_backward(model, inputs, targets, aux)
+            loss, z = self.member_loss_backward(k, inputs, targets, aux)
             losses.append(loss)
             logits.append(z)
         return losses, logits
+
+    def member_loss_backward(
+        self, k: int, inputs: torch.Tensor, targets: torch.Tensor, aux: AuxLoss | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Member k's part of :meth:`loss_backward`: its rule on its own random stream, ``aux`` its exchange term."""
+        with self._stream(k):
+            return self.rules[k].loss_backward(self.models[k], inputs, targets, aux)
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor) -> list[torch.Tensor]:

@@ -6,12 +6,16 @@ whole ``[T*B, ...]`` stack (one matmul / conv per layer, not one per step), in s
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import contextvars
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from ._checks import check_sequence
+from ._context import setting
 from .errors import InputError
 from .module import SpikingModule, step_module, totals_module
 
@@ -37,10 +41,14 @@ class Linear(_TimeDistributed, nn.Linear):
     feature_dims = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # matmul broadcasts over [T, B]: no reshape
+        self.check_input(x)
+        return nn.functional.linear(x, self.weight, self.bias)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """[T, B, in_features], floating."""
         check_sequence(x, "Linear", min_dim=3, exact_dim=3)
         if x.shape[-1] != self.in_features:
             raise InputError(f"Linear expects {self.in_features} input features, got shape {tuple(x.shape)}")
-        return nn.functional.linear(x, self.weight, self.bias)
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
         """FI = W FO (+ T b): eq. 6 of seed 002."""
@@ -104,8 +112,47 @@ class Flatten(SpikingModule):
         return x.flatten(1)
 
 
+class BatchShard(NamedTuple):
+    """This process runs rows ``start:stop`` of a global batch of ``total`` samples (distributed training).
+
+    ``all_sum`` sums a tensor over the processes that share the global batch; ``live`` is False for a
+    stand-in row run by a process whose part of the batch is empty (it then adds nothing to the sums).
+    """
+
+    start: int
+    stop: int
+    total: int
+    all_sum: Callable[[torch.Tensor], torch.Tensor]
+    live: bool = True
+
+
+_BATCH_SHARD: contextvars.ContextVar[BatchShard | None] = contextvars.ContextVar("dnmsnn_batch_shard", default=None)
+
+
+def batch_shard(shard: BatchShard) -> contextlib.AbstractContextManager[None]:
+    """Within the block this process's batch is one shard of a global batch (``dnmsnn.train.distributed``
+    sets it); whatever depends on the whole batch consults it, so the result does not depend on how many
+    processes share the batch: Dropout draws the global batch's masks and keeps its rows, and batch-wide
+    sums use :func:`shard_sum`."""
+    return setting(_BATCH_SHARD, shard)
+
+
+def shard_sum(t: torch.Tensor) -> torch.Tensor:
+    """A batch-wide sum: ``t`` (this process's partial sum) added over every process sharing the global batch.
+
+    Just ``t`` outside :func:`batch_shard`, i.e. in one process.
+    """
+    shard = _BATCH_SHARD.get()
+    if shard is None:
+        return t
+    return shard.all_sum(t if shard.live else torch.zeros_like(t))
+
+
 class Dropout(SpikingModule):
-    """Dropout with one mask for all T steps (a neuron is dropped for the whole sequence)."""
+    """Dropout with one mask for all T steps (a neuron is dropped for the whole sequence).
+
+    Inside :func:`batch_shard` the mask is drawn for the global batch and sliced (same draws as one process).
+    """
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
@@ -115,7 +162,11 @@ class Dropout(SpikingModule):
         self.last_mask: torch.Tensor | None = None  # the mask of the last call (reused by the totals mode)
 
     def _mask(self, like: torch.Tensor) -> torch.Tensor:
-        keep = torch.empty_like(like).bernoulli_(1.0 - self.p)
+        shard = _BATCH_SHARD.get()
+        if shard is not None and like.dim() >= 1 and like.shape[0] == shard.stop - shard.start:
+            keep = like.new_empty((shard.total, *like.shape[1:])).bernoulli_(1.0 - self.p)[shard.start:shard.stop]
+        else:
+            keep = torch.empty_like(like).bernoulli_(1.0 - self.p)
         self.last_mask = keep.div_(1.0 - self.p)
         return self.last_mask
 
@@ -143,13 +194,32 @@ class Dropout(SpikingModule):
         return f"p={self.p}"
 
 
+def run_layers(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """Apply ``layers`` in order (multi-step).
+
+    A layer with a ``forward_fused(x, next_layer)`` method (the spiking neurons) may run together with the
+    layer after it: it returns that layer's output, or None when it does not fuse (then both run as usual).
+    LIF / IF followed by a Linear fuse during training (one autograd node, spikes kept as bytes: same
+    values, less memory; see :func:`dnmsnn.functional.neuron_linear_sequence`).
+    """
+    i, n = 0, len(layers)
+    while i < n:
+        fused = getattr(layers[i], "forward_fused", None)
+        y = fused(x, layers[i + 1]) if fused is not None and i + 1 < n else None
+        if y is None:
+            x = layers[i](x)
+            i += 1
+        else:
+            x = y
+            i += 2
+    return x
+
+
 class Sequential(SpikingModule, nn.Sequential):
     """A chain of layers runnable multi-step (layer by layer over all T) or one step at a time."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self:
-            x = layer(x)
-        return x
+        return run_layers(list(self), x)
 
     def step(self, x: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
         state = [None] * len(self) if state is None else state

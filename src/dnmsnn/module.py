@@ -29,6 +29,16 @@ class SpikingModule(nn.Module):
                          "supports Linear, Conv2d, AvgPool2d, Flatten, Dropout, Residual and LIF/IF/Integrator")
 
 
+def has_hooks(module: nn.Module) -> bool:
+    """Whether calling ``module`` would run any module hook (its own or a global one): a fast path that
+    skips the call (fused layers, closed-form readout) must then take the ordinary one."""
+    from torch.nn.modules import module as _m
+
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or module._backward_pre_hooks or _m._global_forward_hooks or _m._global_forward_pre_hooks
+                or _m._global_backward_hooks or _m._global_backward_pre_hooks)
+
+
 def totals_module(module: nn.Module, x: torch.Tensor, T: int) -> torch.Tensor:
     """The totals form of any module (plain torch modules have none, except Identity)."""
     if isinstance(module, SpikingModule):

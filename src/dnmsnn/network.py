@@ -16,7 +16,9 @@ from torch import nn
 
 from ._checks import check_choice, check_finite, check_sequence
 from .errors import InputError
-from .layers import Sequential
+from .functional.neuron import fused_enabled, integrator_readout, temporal_grad_enabled
+from .layers import Sequential, run_layers
+from .module import has_hooks
 from .neurons import IF, LIF, Integrator
 
 READOUTS = ("final", "sum", "mean")
@@ -57,9 +59,30 @@ class Network(Sequential):
         check_finite(x, "Network")
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits [B, classes] of an encoded input x [T, B, ...]."""
+        """Logits [B, classes] of an encoded input x [T, B, ...].
+
+        With an :class:`~dnmsnn.neurons.Integrator` output layer the readout is taken in closed form
+        (:func:`~dnmsnn.functional.integrator_readout`: one weighted sum over T instead of the trace;
+        same values up to float rounding, same gradients), unless the Integrator records its trace,
+        hooks are attached, or :func:`~dnmsnn.functional.reference_path` /
+        :func:`~dnmsnn.functional.no_temporal_grad` is active.
+        """
         self.check_input(x)
-        return read_out(self(x), self.readout)
+        if not self._closed_form_readout():
+            return read_out(self(x), self.readout)
+        *body, out = self
+        x = run_layers(body, x)
+        check_sequence(x, "Integrator")
+        check_finite(x, "Integrator")
+        out.v_trace = None
+        return integrator_readout(x, out.beta, self.readout)
+
+    def _closed_form_readout(self) -> bool:
+        if not len(self) or type(self[-1]) is not Integrator or self[-1].record:
+            return False
+        if not (fused_enabled() and temporal_grad_enabled()):
+            return False
+        return not (has_hooks(self) or has_hooks(self[-1]))
 
     def neurons(self) -> Iterator[tuple[str, nn.Module]]:
         """(name, module) of every LIF / IF / Integrator layer, in order."""

@@ -14,7 +14,8 @@ from . import functional as F
 from ._checks import check_choice, check_finite, check_sequence
 from .errors import InputError
 from .functional.surrogate import Surrogate, get_surrogate
-from .module import SpikingModule
+from .layers import Linear
+from .module import SpikingModule, has_hooks
 from .totals import StraightThroughTotals, is_recording
 
 RESETS = ("zero", "subtract")
@@ -91,6 +92,32 @@ class _SpikingNeuron(SpikingModule):
         if is_recording():
             self._accumulate(x.detach().sum(0), spikes.detach().sum(0))
         return spikes
+
+    def forward_fused(self, x: torch.Tensor, nxt: nn.Module) -> torch.Tensor | None:
+        """``nxt(self(x))`` as one node when ``nxt`` is a Linear and gradients are on, else None.
+
+        Called by :func:`~dnmsnn.layers.run_layers`. Same values (the spikes are computed by the same code,
+        the matmul on the same rows), less memory: see :func:`~dnmsnn.functional.neuron_linear_sequence`.
+        Not taken (None) when it would hide something: a recorded trace, totals recording, module hooks,
+        a subclass overriding forward, the reference path, autocast; nor when nothing needs a gradient.
+        """
+        if not (type(nxt).forward is Linear.forward and type(self).forward is _SpikingNeuron.forward):
+            return None
+        if not (torch.is_grad_enabled() and F.fused_enabled()) or self.record or is_recording():
+            return None
+        if torch.is_autocast_enabled(x.device.type):  # autocast picks the Linear's dtype: leave it to F.linear
+            return None
+        if not (x.requires_grad or self.threshold.requires_grad or any(p.requires_grad for p in nxt.parameters())):
+            return None
+        if has_hooks(self) or has_hooks(nxt):
+            return None
+        name = type(self).__name__
+        check_sequence(x, name)
+        check_finite(x, name)
+        self._check_threshold_shape(x.shape[1:])
+        nxt.check_input(x)  # the spikes have x's shape
+        self.v_trace = None
+        return F.neuron_linear_sequence(x, self.parameters_tuple(x.dtype), nxt.weight, nxt.bias)
 
     def step(self, x: torch.Tensor, state: F.NeuronState | None = None) -> tuple[torch.Tensor, F.NeuronState]:
         s, state, _ = F.neuron_step(x, state, self.parameters_tuple(x.dtype))

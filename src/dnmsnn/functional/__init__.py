@@ -1,13 +1,20 @@
 """Pure functions underneath the modules: neuron steps and sequences, spike functions with surrogates."""
+from .buffers import buffer_pool, release_buffers
+from .fused import BACKENDS as FUSED_BACKENDS
+from .fused import fast_path_info, fused_backend
 from .neuron import (
     IntegratorState,
     NeuronParameters,
     NeuronState,
     charge,
     fire_and_reset,
+    fused_enabled,
     initial_state,
+    integrator_readout,
+    integrator_readout_weights,
     integrator_sequence,
     integrator_step,
+    neuron_linear_sequence,
     neuron_sequence,
     neuron_step,
     no_temporal_grad,
@@ -17,7 +24,9 @@ from .neuron import (
 from .surrogate import SURROGATES, Surrogate, get_surrogate, spike
 
 __all__ = [
-    "IntegratorState", "NeuronParameters", "NeuronState", "SURROGATES", "Surrogate", "charge",
-    "fire_and_reset", "get_surrogate", "initial_state", "integrator_sequence", "integrator_step",
-    "neuron_sequence", "neuron_step", "no_temporal_grad", "reference_path", "spike", "temporal_grad_enabled",
+    "FUSED_BACKENDS", "IntegratorState", "NeuronParameters", "NeuronState", "SURROGATES", "Surrogate", "buffer_pool",
+    "charge", "fast_path_info", "fire_and_reset", "fused_backend", "fused_enabled", "get_surrogate", "initial_state",
+    "integrator_readout", "integrator_readout_weights", "integrator_sequence", "integrator_step",
+    "neuron_linear_sequence", "neuron_sequence", "neuron_step", "no_temporal_grad", "reference_path",
+    "release_buffers", "spike", "temporal_grad_enabled",
 ]

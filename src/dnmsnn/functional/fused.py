@@ -1,8 +1,9 @@
 """A fused multi-step LIF / IF layer: one autograd node for the whole ``[T, B, ...]`` recurrence.
 
 Forward runs the same arithmetic as :func:`~dnmsnn.functional.neuron.neuron_step` (identical values)
-without building a graph, and saves only the pre-reset potentials H (float) and the spikes (bool).
-Backward is the chain rule of the recurrence written out, from k = T-1 down to 0:
+without building a graph, and saves only the pre-reset potentials H (float); the spikes are
+recomputed from H in the backward (``S = H >= threshold``, or ``>`` when strict). Backward is the
+chain rule of the recurrence written out, from k = T-1 down to 0:
 
     sg[k]    = f'(H[k] - threshold)                                 (surrogate, recomputed)
     dV/dH[k] = (1 - S[k]) + (v_reset - H[k]) sg[k]                  (reset "zero")
@@ -17,12 +18,51 @@ A learnable threshold theta gets (summed over the batch and broadcast dims to it
     dL/dtheta = sum_k [ -gS[k] sg[k] + gV[k] dV[k]/dtheta ],
     dV/dtheta = -(v_reset - H[k]) sg[k]          (reset "zero"; 0 when detach_reset)
               = -S[k] + theta sg[k]              (reset "subtract"; -S[k] when detach_reset)
+
+Two backends compute this:
+
+* ``"cpp"``: ``lif_kernel.cpp``, one pass over ``[T, N]`` each way (parallel over neurons), compiled
+  on first use (:mod:`dnmsnn.functional.cpp`); CPU float32/float64 and the built-in surrogates;
+* ``"python"``: a loop over T of PyTorch element-wise ops (any device, dtype and surrogate).
+
+``"auto"`` (default) takes the C++ kernel whenever it applies and is available. Both give the
+reference path's forward bitwise and its gradients to float rounding (tests/test_fused.py). Without
+gradients (inference, ``torch.no_grad``) no node is built and H is only kept when recorded.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
 
+from .._checks import check_choice
+from .._context import setting
+from ..errors import InputError
+from . import cpp
+from .buffers import POOL
 from .neuron import NeuronParameters, charge
+from .surrogate import ATan, Exp, FastSigmoid, Rect, Sigmoid, Triangle
+
+BACKENDS = ("auto", "cpp", "python")
+_BACKEND = contextvars.ContextVar("dnmsnn_fused_backend", default="auto")
+# codes of lif_kernel.cpp (enum Surr); a user-defined Surrogate subclass runs the PyTorch loop
+_SURROGATE_CODES = {Exp: 0, Sigmoid: 1, ATan: 2, Triangle: 3, Rect: 4, FastSigmoid: 5}
+_FORM_BETA, _FORM_BETA_RESET, _FORM_TAU, _FORM_IF = 0, 1, 2, 3
+
+
+def fused_backend(name: str) -> contextlib.AbstractContextManager[None]:
+    """Within the block, the fused neuron node uses backend ``name``: "auto", "cpp" or "python".
+
+    "cpp" raises InputError where the C++ kernel does not apply or is unavailable (instead of falling back).
+    """
+    return setting(_BACKEND, check_choice(name, "fused backend", BACKENDS))
+
+
+def fast_path_info() -> dict[str, str]:
+    """Which fused backend "auto" picks on the CPU here, and why the C++ kernel is not used if it is not."""
+    why = cpp.status()
+    return {"fused_backend": "cpp" if why == "ok" else "python", "cpp_kernel": why}
 
 
 def charge_slopes(p: NeuronParameters) -> tuple[float, float]:
@@ -34,62 +74,215 @@ def charge_slopes(p: NeuronParameters) -> tuple[float, float]:
     return 1.0, 1.0
 
 
+def _kernel(x: torch.Tensor, p: NeuronParameters):
+    """The C++ module when the chosen backend is (or "auto" resolves to) the kernel, else None."""
+    backend = _BACKEND.get()
+    if backend == "python":
+        return None
+    why = None
+    if x.device.type != "cpu":
+        why = f"runs on the CPU only (input on {x.device})"
+    elif x.dtype not in (torch.float32, torch.float64):
+        why = f"supports float32/float64, not {x.dtype}"
+    elif type(p.surrogate) not in _SURROGATE_CODES:
+        why = f"knows the built-in surrogates only, not {type(p.surrogate).__name__}"
+    if why is None:
+        mod = cpp.load()
+        if mod is not None:
+            return mod
+        why = f"is unavailable: {cpp.status()}"
+    if backend == "cpp":
+        raise InputError(f"the C++ fused neuron kernel {why}; use fused_backend('auto') or 'python'")
+    return None
+
+
+def _form(p: NeuronParameters) -> tuple[int, float, float]:
+    if p.beta is not None:
+        return (_FORM_BETA if p.v_reset == 0.0 else _FORM_BETA_RESET), p.beta, 1.0
+    if p.tau is not None:
+        return _FORM_TAU, 1.0, p.tau
+    return _FORM_IF, 1.0, 1.0
+
+
+def _kernel_threshold(thr: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The threshold as the kernel takes it: 1 value, or one per neuron of a step (broadcast to x[0])."""
+    t = thr.detach().to(x.dtype)
+    return t.reshape(1) if t.numel() == 1 else t.expand(x.shape[1:]).contiguous().view(-1)
+
+
+def _forward(x: torch.Tensor, thr: torch.Tensor, p: NeuronParameters, want_h: bool, spikes_u8: bool = False):
+    """(spikes, H or None) of the recurrence, no graph; spikes as x's dtype or as uint8 0/1. ``thr`` is detached."""
+    spikes = POOL.empty(x.shape, torch.uint8 if spikes_u8 else x.dtype, x.device)
+    h_seq = POOL.empty(x.shape, x.dtype, x.device) if want_h else None
+    mod = _kernel(x, p)
+    if mod is not None:
+        form, beta, tau = _form(p)
+        T = x.shape[0]
+        mod.lif_forward(x.contiguous().view(T, -1), _kernel_threshold(thr, x), form, beta, tau, p.v_reset,
+                        p.reset == "zero", p.strict, spikes.view(T, -1), None if h_seq is None else h_seq.view(T, -1))
+        return spikes, h_seq
+    s = torch.empty(x.shape[1:], dtype=torch.bool, device=x.device)
+    v = torch.full_like(x[0], p.v_reset)
+    for k in range(x.shape[0]):
+        h = charge(v, x[k], p)
+        if h_seq is not None:
+            h_seq[k] = h
+        torch.gt(h, thr, out=s) if p.strict else torch.ge(h, thr, out=s)
+        spikes[k] = s
+        v = h.masked_fill_(s, p.v_reset) if p.reset == "zero" else h.sub_(s.to(h.dtype).mul_(thr))
+    return spikes, h_seq
+
+
 class NeuronSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, thr: torch.Tensor, p: NeuronParameters, temporal: bool):  # type: ignore[override]
         p = p._replace(threshold=thr.detach())
-        T = x.shape[0]
-        h_seq = torch.empty_like(x)
-        s_seq = torch.empty(x.shape, dtype=torch.bool, device=x.device)
-        v = torch.full_like(x[0], p.v_reset)
-        for k in range(T):
-            h = charge(v, x[k], p)
-            h_seq[k] = h
-            s = (h > thr) if p.strict else (h >= thr)
-            s_seq[k] = s
-            if p.reset == "zero":
-                v = h.masked_fill(s, p.v_reset)
-            else:
-                v = h - thr * s.to(h.dtype)
-        ctx.save_for_backward(h_seq, s_seq)
+        s_seq, h_seq = _forward(x, p.threshold, p, want_h=True)
+        ctx.save_for_backward(h_seq)
         ctx.p, ctx.temporal, ctx.thr_shape = p, temporal, thr.shape
         ctx.mark_non_differentiable(h_seq)
-        return s_seq.to(x.dtype), h_seq
+        ctx.set_materialize_grads(False)  # no [T, B, ...] zero tensor for H's (never used) gradient
+        return s_seq, h_seq
 
     @staticmethod
-    def backward(ctx, grad_s: torch.Tensor, _grad_h: torch.Tensor):  # type: ignore[override]
-        h_seq, s_seq = ctx.saved_tensors
-        p: NeuronParameters = ctx.p
-        a, c = charge_slopes(p)
-        thr = p.threshold
+    def backward(ctx, grad_s: torch.Tensor | None, _grad_h: None):  # type: ignore[override]
+        (h_seq,) = ctx.saved_tensors
+        if grad_s is None:
+            grad_s = torch.zeros_like(h_seq)
         want_thr = ctx.needs_input_grad[1]
-        grad_x = torch.empty_like(h_seq)
-        g_thr = torch.zeros_like(h_seq[0]) if want_thr else None
-        g_v = None  # dL/dV[k], arriving from step k+1
-        for k in range(h_seq.shape[0] - 1, -1, -1):
-            h = h_seq[k]
-            sg = p.surrogate.derivative(h - thr)
-            g_h = grad_s[k] * sg
-            if want_thr:
-                g_thr = g_thr - g_h
-            if g_v is not None:
-                if p.reset == "zero":
-                    dv_dh = (~s_seq[k]).to(h.dtype)
-                    if not p.detach_reset:
-                        dv_dh = dv_dh + (p.v_reset - h) * sg
-                        if want_thr:
-                            g_thr = g_thr - g_v * (p.v_reset - h) * sg
-                else:
-                    dv_dh = 1.0 - thr * sg if not p.detach_reset else torch.ones_like(h)
-                    if want_thr:
-                        s = s_seq[k].to(h.dtype)
-                        g_thr = g_thr + g_v * (thr * sg - s if not p.detach_reset else -s)
-                g_h = g_h + g_v * dv_dh
-            grad_x[k] = g_h if c == 1.0 else g_h * c
-            g_v = g_h * a if ctx.temporal else None
+        grad_x, g_thr = _backward(grad_s, h_seq, ctx.p, ctx.temporal, want_thr)
         if want_thr:
             g_thr = _reduce_to(g_thr, ctx.thr_shape)
         return grad_x, g_thr, None, None
+
+
+def _backward(grad_s: torch.Tensor, h_seq: torch.Tensor, p: NeuronParameters, temporal: bool, want_thr: bool,
+              in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(dL/dx, dL/dthreshold per neuron of a step or None) from dL/dspikes; ``in_place``: write dL/dx over
+    grad_s (only for a grad_s the caller owns)."""
+    mod = _kernel(h_seq, p)
+    if mod is not None:
+        return _backward_cpp(mod, grad_s, h_seq, p, temporal, want_thr, in_place)
+    return _backward_python(grad_s, h_seq, p, temporal, want_thr, grad_s if in_place else None)
+
+
+def _backward_cpp(mod, grad_s: torch.Tensor, h_seq: torch.Tensor, p: NeuronParameters, temporal: bool,
+                  want_thr: bool, in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    a, c = charge_slopes(p)
+    form, beta, tau = _form(p)
+    T = h_seq.shape[0]
+    surrogate = p.surrogate
+    g = grad_s.contiguous()
+    gx = g if in_place and g is grad_s else POOL.empty(h_seq.shape, h_seq.dtype, h_seq.device)
+    g_thr = mod.lif_backward(
+        g.view(T, -1), h_seq.view(T, -1), _kernel_threshold(p.threshold, h_seq), form, beta, tau,
+        p.v_reset, p.reset == "zero", p.strict, p.detach_reset, _SURROGATE_CODES[type(surrogate)],
+        float(getattr(surrogate, surrogate.param)), temporal, a, c, want_thr, gx.view(T, -1))
+    return gx, (g_thr.view(h_seq.shape[1:]) if want_thr else None)
+
+
+def _backward_python(grad_s: torch.Tensor, h_seq: torch.Tensor, p: NeuronParameters, temporal: bool,
+                     want_thr: bool, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    a, c = charge_slopes(p)
+    thr = p.threshold
+    grad_x = POOL.empty(h_seq.shape, h_seq.dtype, h_seq.device) if out is None else out  # step k read, then written
+    g_thr = torch.zeros_like(h_seq[0]) if want_thr else None
+    g_v = None  # dL/dV[k], arriving from step k+1
+    for k in range(h_seq.shape[0] - 1, -1, -1):
+        h = h_seq[k]
+        sg = p.surrogate.derivative(h - thr)
+        g_h = grad_s[k] * sg
+        if want_thr:
+            g_thr = g_thr - g_h
+        if g_v is not None:
+            s = (h > thr) if p.strict else (h >= thr)
+            if p.reset == "zero":
+                dv_dh = (~s).to(h.dtype)
+                if not p.detach_reset:
+                    dv_dh = dv_dh + (p.v_reset - h) * sg
+                    if want_thr:
+                        g_thr = g_thr - g_v * (p.v_reset - h) * sg
+                g_h = g_h + g_v * dv_dh
+            else:
+                g_h = g_h + (g_v * (1.0 - thr * sg) if not p.detach_reset else g_v)
+                if want_thr:
+                    s_f = s.to(h.dtype)
+                    g_thr = g_thr + g_v * (thr * sg - s_f if not p.detach_reset else -s_f)
+        grad_x[k] = g_h if c == 1.0 else g_h * c
+        g_v = g_h * a if temporal else None
+    return grad_x, g_thr
+
+
+class NeuronLinearSequence(torch.autograd.Function):
+    """A spiking layer and the Linear layer it feeds, as one node: x [T, B, N] -> W S + b [T, B, M].
+
+    Same values as the two nodes in a row (NeuronSequence, then F.linear), less memory: the spikes are
+    kept as uint8 0/1 (1 byte, exact) instead of float, turned into float only ~2 MB at a time for the
+    matmuls, and the backward writes dL/dx over dL/dS, a buffer only this node ever sees.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, thr: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,  # type: ignore[override]
+                p: NeuronParameters, temporal: bool):
+        p = p._replace(threshold=thr.detach())
+        s_u8, h_seq = _forward(x, p.threshold, p, want_h=True, spikes_u8=True)
+        ctx.save_for_backward(h_seq, s_u8, weight)
+        ctx.p, ctx.temporal, ctx.thr_shape, ctx.has_bias = p, temporal, thr.shape, bias is not None
+        return _linear_rows(s_u8, weight, bias, x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
+        h_seq, s_u8, weight = ctx.saved_tensors
+        want_x, want_thr, want_w, want_b = ctx.needs_input_grad[:4]
+        g2 = grad_y.reshape(-1, grad_y.shape[-1])
+        gw = _weight_grad(g2, s_u8.view(-1, s_u8.shape[-1])) if want_w else None
+        gb = g2.sum(0) if ctx.has_bias and want_b else None
+        gx = g_thr = None
+        if want_x or want_thr:
+            shape = (*grad_y.shape[:-1], weight.shape[1])
+            out = None if torch.is_grad_enabled() else POOL.empty(shape, grad_y.dtype, grad_y.device)
+            grad_s = torch.matmul(grad_y, weight, out=out)  # a new tensor, only ours: overwritten with dL/dx
+            gx, g_thr = _backward(grad_s, h_seq, ctx.p, ctx.temporal, want_thr, in_place=True)
+            if want_thr:
+                g_thr = _reduce_to(g_thr, ctx.thr_shape)
+        return gx, g_thr, gw, gb, None, None
+
+
+# spikes turned into float per matmul: 2 MB of float32 (a [T*B, N] layer in 1-3 chunks at batch 64, T <= 80)
+_CHUNK_VALUES = 1 << 19
+
+
+def _chunks(s2: torch.Tensor, dtype: torch.dtype):
+    """(row slice, float copy of s2's rows) for chunks of ~_CHUNK_VALUES values of the uint8 rows s2 [R, N];
+    one float buffer is reused (uint8 -> float copies are vectorised, bool -> float ones are not)."""
+    rows, width = s2.shape
+    step = min(rows, max(256, _CHUNK_VALUES // max(1, width)))
+    buf = POOL.empty((step, width), dtype, s2.device)
+    for r in range(0, rows, step):
+        n = min(step, rows - r)
+        yield slice(r, r + n), buf[:n].copy_(s2[r:r + n])
+
+
+def _linear_rows(s_u8: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                 dtype: torch.dtype) -> torch.Tensor:
+    """F.linear(s_u8.to(dtype), weight, bias) over the flattened rows, a chunk of rows at a time."""
+    s2 = s_u8.reshape(-1, s_u8.shape[-1])
+    y = POOL.empty((s2.shape[0], weight.shape[0]), dtype, s_u8.device)
+    w_t = weight.t()
+    for rows, sf in _chunks(s2, dtype):
+        if bias is None:
+            torch.mm(sf, w_t, out=y[rows])
+        else:
+            torch.addmm(bias, sf, w_t, out=y[rows])
+    return y.view(*s_u8.shape[:-1], weight.shape[0])
+
+
+def _weight_grad(g: torch.Tensor, s_u8: torch.Tensor) -> torch.Tensor:
+    """g^T s for rows g [R, out] and uint8 0/1 rows s [R, in], a chunk of rows at a time."""
+    gw = None
+    for rows, sf in _chunks(s_u8, g.dtype):
+        gw = g[rows].t().mm(sf) if gw is None else gw.addmm_(g[rows].t(), sf)
+    return gw if gw is not None else g.new_zeros(g.shape[1], s_u8.shape[1])
 
 
 def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -102,7 +295,22 @@ def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return grad.sum(keep, keepdim=True) if keep else grad
 
 
-def fused_neuron_sequence(x: torch.Tensor, p: NeuronParameters, temporal: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(spikes [T, B, ...], pre-reset potentials H [T, B, ...]) through the fused autograd node."""
+def fused_neuron_sequence(x: torch.Tensor, p: NeuronParameters, temporal: bool,
+                          record: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(spikes [T, B, ...], pre-reset potentials H [T, B, ...]) through the fused autograd node.
+
+    Without gradients (grad mode off, or neither x nor the threshold requiring one) no node is built and
+    H is returned only if ``record`` (else None).
+    """
     thr = p.threshold if isinstance(p.threshold, torch.Tensor) else torch.tensor(p.threshold, dtype=x.dtype)
+    if not (torch.is_grad_enabled() and (x.requires_grad or thr.requires_grad)):
+        return _forward(x, thr.detach(), p, want_h=record)
     return NeuronSequence.apply(x, thr, p, temporal)
+
+
+def fused_neuron_linear(x: torch.Tensor, p: NeuronParameters, temporal: bool, weight: torch.Tensor,
+                        bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(spikes, weight, bias)`` of the spiking layer p driven by x, through one node
+    (:class:`NeuronLinearSequence`); the spikes themselves are not returned."""
+    thr = p.threshold if isinstance(p.threshold, torch.Tensor) else torch.tensor(p.threshold, dtype=x.dtype)
+    return NeuronLinearSequence.apply(x, thr, weight, bias, p, temporal)

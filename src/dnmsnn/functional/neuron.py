@@ -36,7 +36,10 @@ _FUSED = contextvars.ContextVar("dnmsnn_fused", default=True)
 
 
 def reference_path() -> contextlib.AbstractContextManager[None]:
-    """Within the block, multi-step neurons run the step-by-step autograd reference instead of the fused node."""
+    """Within the block, multi-step neurons run the step-by-step autograd reference instead of the fused node.
+
+    It also turns off :meth:`~dnmsnn.network.Network.classify`'s closed-form Integrator readout.
+    """
     return setting(_FUSED, False)
 
 
@@ -47,6 +50,11 @@ def no_temporal_grad() -> contextlib.AbstractContextManager[None]:
     sensitivities pass from layer m+1 to m within the same step k only); forward values are unchanged.
     """
     return setting(_TEMPORAL_GRAD, False)
+
+
+def fused_enabled() -> bool:
+    """False inside :func:`reference_path` (multi-step neurons and readouts then run step by step)."""
+    return _FUSED.get()
 
 
 def temporal_grad_enabled() -> bool:
@@ -123,7 +131,7 @@ def neuron_sequence(
     if _FUSED.get():
         from .fused import fused_neuron_sequence
 
-        spikes, trace = fused_neuron_sequence(x, p, _TEMPORAL_GRAD.get())
+        spikes, trace = fused_neuron_sequence(x, p, _TEMPORAL_GRAD.get(), record)
         return spikes, (trace if record else None)
     state = initial_state(x[0], p)
     spikes, trace = [], []
@@ -162,3 +170,51 @@ def integrator_sequence(x: torch.Tensor, beta: float | None = None) -> torch.Ten
         v, state = integrator_step(x[k], state, beta)
         out.append(v)
     return torch.stack(out)
+
+
+def integrator_readout_weights(T: int, beta: float | None, readout: str, dtype: torch.dtype,
+                               device: torch.device | str = "cpu") -> torch.Tensor:
+    """w [T] with readout(v) = sum_k w[k] x[k] for the integrator's trace v driven by x (from v[0] = 0).
+
+    v[j] = sum_{k<=j} beta^(j-k) x[k], so ``"final"`` (v[T-1]) weighs x[k] with beta^(T-1-k), ``"sum"``
+    (sum_j v[j]) with sum_{j=k}^{T-1} beta^(j-k) = (1 - beta^(T-k)) / (1 - beta) (T - k without leak),
+    and ``"mean"`` with that over T. Computed in float64, then cast.
+    """
+    k = torch.arange(T, dtype=torch.float64)
+    leaky = beta is not None and beta != 1.0
+    if readout == "final":
+        w = torch.pow(beta, T - 1 - k) if leaky else torch.ones(T, dtype=torch.float64)
+    else:
+        w = (1.0 - torch.pow(beta, T - k)) / (1.0 - beta) if leaky else T - k
+        if readout == "mean":
+            w = w / T
+    return w.to(dtype=dtype, device=device)
+
+
+def integrator_readout(x: torch.Tensor, beta: float | None, readout: str) -> torch.Tensor:
+    """The readout ("final", "sum" or "mean") of an integrator driven by x [T, B, ...], in closed form.
+
+    Equals ``read_out(integrator_sequence(x, beta), readout)`` up to float rounding, without the
+    [T, B, ...] trace: one weighted sum over T (see :func:`integrator_readout_weights`). Gradients are
+    those of full BPTT through the integrator (not of :func:`no_temporal_grad`).
+    """
+    if readout == "final" and (beta is None or beta == 1.0):
+        return x.sum(0)
+    w = integrator_readout_weights(x.shape[0], beta, readout, x.dtype, x.device)
+    return torch.tensordot(w, x, dims=([0], [0]))
+
+
+def neuron_linear_sequence(x: torch.Tensor, p: NeuronParameters, weight: torch.Tensor,
+                           bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(neuron_sequence(x, p)[0], weight, bias)``: a spiking layer and the Linear layer it feeds.
+
+    With gradients and the fused path this is one autograd node that keeps the spikes as bytes
+    (:class:`~dnmsnn.functional.fused.NeuronLinearSequence`: same values, less memory); otherwise the
+    two steps as written.
+    """
+    if _FUSED.get() and torch.is_grad_enabled():
+        from .fused import fused_neuron_linear
+
+        return fused_neuron_linear(x, p, _TEMPORAL_GRAD.get(), weight, bias)
+    spikes, _ = neuron_sequence(x, p)
+    return torch.nn.functional.linear(spikes, weight, bias)

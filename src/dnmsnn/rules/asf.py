@@ -22,9 +22,11 @@ for ``"sample"`` and 83.6 % for ``"neuron"`` (reports/asf_mnist.md):
 Our choices (the slides are silent): a ratio whose denominator ``FI <= eps`` (no net positive input,
 so FO/FI is meaningless) falls back to ``1 / V_th``, the slope of an IF neuron's rate curve
 FO ~= FI / V_th; negative ratios cannot occur elsewhere since FO >= 0. ``mask="silent"`` zeroes S for
-neurons that did not fire (FO = 0). ``phase1="layer"`` runs phase 1 layer by layer over all T (fast;
-transient activations grow with T but no graph is kept); ``phase1="step"`` runs it one step at a time,
-so the extra memory does not depend on T at all.
+neurons that did not fire (FO = 0). ``phase1="step"`` (default) runs phase 1 one step at a time, so
+the memory does not depend on T at all (asf_lenet, batch 64: 45 MB at T = 5 and at T = 80);
+``phase1="layer"`` runs it layer by layer over all T: no graph is kept, but the transient activations
+grow with T (64 -> 765 MB) -- faster for small fully connected networks (bondarev_mlp at T = 5: 7,400
+against 4,800 samples/s), as fast as ``"step"`` for the LeNet (benchmarks/results/memory_vs_T_*.md).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import torch
 
 from .._checks import check_choice
 from ..errors import InputError
+from ..layers import shard_sum
 from ..network import Network
 from ..neurons import IF, LIF
 from ..totals import recording_totals, reset_totals
@@ -53,8 +56,8 @@ def asf_slope(fi: torch.Tensor, fo: torch.Tensor, mode: str, fallback: float, ep
     elif mode == "sample":
         dims = tuple(range(1, fi.dim()))
         num, den = fo.sum(dims, keepdim=True), fi.sum(dims, keepdim=True)
-    else:
-        num, den = fo.sum().reshape([1] * fi.dim()), fi.sum().reshape([1] * fi.dim())
+    else:  # shard_sum: in data-parallel training the sums run over the whole global batch, not the rank's part
+        num, den = shard_sum(torch.stack([fo.sum(), fi.sum()])).reshape(2, *[1] * fi.dim()).unbind(0)
     ok = den > eps
     return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.full_like(den, fallback))
 
@@ -67,7 +70,7 @@ class ASF(LearningRule):
         self,
         loss: str = "mse",
         slope: str = "batch",
-        phase1: str = "layer",
+        phase1: str = "step",
         mask: str = "none",
         momentum: float = 0.0,
         v_th: float | None = None,

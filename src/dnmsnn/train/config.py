@@ -6,7 +6,7 @@ data:    {name: mnist, val_fraction: 0.0}
 encoder: {name: poisson, T: 20, eval_T: [1, 5, 10, 20]}
 rule:    {name: bptt, loss: ce}
 optim:   {name: adam, lr: 1.0e-4, schedule: none}
-train:   {epochs: 20, batch_size: 64, seed: 0, test_T: 5}
+train:   {epochs: 20, batch_size: 64, seed: 0, test_T: 5}            # parallel: data | cohort (multi-process)
 cohort:  {size: 2, exchange: kl, weight: 1.0, temperature: 1.0, warmup_epochs: 0}   # optional, DNM-SNN
 ```
 Unknown keys are errors that list the valid ones (see :mod:`dnmsnn.train.configtools`).
@@ -120,6 +120,17 @@ class TrainConfig:
     ``seed`` drives the validation split, the data order and the encoder stream; ``model_seed`` (null:
     ``seed``) the weight initialisation and the network's own random stream (dropout). Cohort member k
     uses ``model_seed + k``.
+
+    ``parallel`` says how a run launched on several processes (``torchrun`` or ``dnmsnn train --nproc N``)
+    splits the work; it has no effect in one process (see :mod:`dnmsnn.train.distributed`):
+
+    * ``data`` (default): data parallel. Every global batch of ``batch_size`` is split across the N
+      ranks, gradients are averaged with DistributedDataParallel, and the weights equal the one-process
+      run's up to floating-point rounding. A cohort trains all its members on every rank.
+    * ``cohort``: the members of a cohort (``cohort.size`` = K >= 2) on different ranks: N = K x G
+      processes, member k on ranks k*G .. k*G + G - 1 (data parallel among those G when G > 1). Members
+      exchange their predictions of each batch with ``all_gather``, the only per-batch traffic besides
+      gradients; with G = 1 the run is bitwise the one-process cohort.
     """
 
     epochs: int = 10
@@ -132,6 +143,7 @@ class TrainConfig:
     deterministic: bool = True
     progress: bool = True
     tensorboard: str | None = None  # a log folder: every epoch's metrics row also goes to TensorBoard
+    parallel: Literal["data", "cohort"] = "data"  # how a multi-process launch splits the work (see above)
 
     def validate(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size"):

@@ -5,6 +5,10 @@ Determinism: every epoch's randomness (data order, encoder stream, dropout) is d
 uninterrupted run and a run resumed from any epoch checkpoint see the same numbers. Run directory:
 ``config.yaml``, ``metrics.jsonl`` (one line per epoch), ``checkpoint.pt`` (atomic, after every epoch),
 ``results.json`` (at the end).
+
+Several processes (torchrun, ``dnmsnn train --nproc N``): :mod:`dnmsnn.train.distributed` does the work;
+the lines here that call ``self.par`` are marked ``[distributed]``, and in one process ``self.par`` is a
+:class:`~dnmsnn.train.distributed.Local` that does exactly what this loop did before.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from ..encoders import Encoder, create_encoder
 from ..errors import CheckpointError, ConfigError, DnmsnnError
 from ..network import Network
 from ..rules.base import LearningRule
+from . import distributed
 from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from .config import RunConfig, config_dict, load_run_config, save_run_config
 from .evaluate import batches, collect_outputs, metrics
@@ -38,7 +43,7 @@ METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 CONFIG = "config.yaml"
 # keys that may change between a run and its resumption
-RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("train", "threads")}
+RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("train", "threads"), ("train", "parallel")}
 
 
 class TrainingError(DnmsnnError):
@@ -116,7 +121,10 @@ class Trainer:
         echo: Callable[[str], None] = print,
     ) -> None:
         self.cfg, self.out, self.echo = cfg, Path(out_dir), echo
-        self._prepare_dir(resume)
+        self.par = distributed.setup(cfg)  # [distributed] Local in one process; rank 0 alone prints and writes
+        if not self.par.is_main:
+            self.echo = lambda s: None
+        self.par.on_main(self._prepare_dir, resume)  # [distributed] rank 0 checks the run directory, all raise
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
@@ -136,6 +144,7 @@ class Trainer:
         self.start_epoch = 0
         if resume:
             self._load()
+        self.par.attach(self.members, self.echo)  # [distributed] gradient synchronisation (DDP)
 
     def _build_member(self, data_shape: tuple[int, ...], num_classes: int, seed: int) -> Member:
         cfg = self.cfg
@@ -194,7 +203,7 @@ class Trainer:
         return payload
 
     def _load(self) -> None:
-        ckpt = load_checkpoint(self.out / CHECKPOINT)
+        ckpt = self.par.on_main(load_checkpoint, self.out / CHECKPOINT)  # [distributed] rank 0 reads, all receive
         if ckpt.get("model_name") != self.cfg.model.name:
             raise CheckpointError(f"checkpoint is of model {ckpt.get('model_name')!r}, "
                                   f"config says {self.cfg.model.name!r}")
@@ -209,7 +218,8 @@ class Trainer:
             raise CheckpointError(f"checkpoint does not fit this model/config: {exc}") from None
         self.history = list(ckpt["history"])
         self.start_epoch = int(ckpt["epoch"]) + 1
-        self._write_metrics()
+        if self.par.is_main:  # [distributed]
+            self._write_metrics()
         self.echo(f"resumed {self.out} after epoch {self.start_epoch}")
 
     def _write_metrics(self) -> None:
@@ -220,7 +230,7 @@ class Trainer:
     # ----------------------------------------------------------------- loop
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """One pass over the training set; member 0's loss and accuracy (a cohort adds ``members``)."""
-        cfg, members = self.cfg, self.members
+        cfg, members, par = self.cfg, self.members, self.par
         for m in members:
             m.model.train()
         order_rng = torch.Generator().manual_seed(derived_seed(cfg.train.seed, epoch, 0))
@@ -231,26 +241,31 @@ class Trainer:
         weight = cfg.cohort.weight_at(epoch)
         n_batches = math.ceil(len(self.train_set) / cfg.train.batch_size)
         bar = tqdm(batches(self.train_set, cfg.train.batch_size, order), total=n_batches, leave=False,
-                   desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=None if cfg.train.progress else True)
+                   desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                   disable=None if cfg.train.progress and par.is_main else True)  # [distributed] rank 0 only
         loss_sum, correct, seen, t0 = [0.0] * len(members), [0] * len(members), 0, time.perf_counter()
         for b, (images, labels) in enumerate(bar):
             for m in members:
                 m.optimizer.zero_grad(set_to_none=True)
-            losses, logits = self.cohort.loss_backward(self.encoder(images), labels, weight)
-            for k, (m, loss, z) in enumerate(zip(members, losses, logits, strict=True)):
-                if not math.isfinite(float(loss)):
+            # [distributed] per trained member (loss, loss x samples, correct) of the global batch; Local: the
+            # cohort's loss_backward on the whole batch, as before
+            stats = par.train_batch(self.cohort, self.encoder(images), labels, weight)
+            for k, (loss, loss_x_n, right) in stats.items():
+                m = members[k]
+                if not math.isfinite(loss):
                     who = f" of member {k}" if len(members) > 1 else ""
-                    raise TrainingError(f"the loss{who} became {float(loss)} at epoch {epoch + 1}, batch {b + 1}; the "
+                    raise TrainingError(f"the loss{who} became {loss} at epoch {epoch + 1}, batch {b + 1}; the "
                                         f"last good checkpoint is kept in {self.out / CHECKPOINT}. Lower optim.lr or "
                                         "check the input")
                 if not getattr(m.rule, "steps_optimizer", False):  # online per-step rules step it themselves
                     if cfg.optim.grad_clip:
                         torch.nn.utils.clip_grad_norm_(m.model.parameters(), cfg.optim.grad_clip)
                     m.optimizer.step()
-                loss_sum[k] += float(loss) * labels.shape[0]
-                correct[k] += int((z.argmax(-1) == labels).sum())
+                loss_sum[k] += loss_x_n
+                correct[k] += right
             seen += labels.shape[0]
             bar.set_postfix(loss=f"{loss_sum[0] / seen:.4f}", acc=f"{correct[0] / seen:.3f}", refresh=False)
+        loss_sum, correct = par.reduce_epoch(loss_sum, correct)  # [distributed] cohort parallel: sums over ranks
         elapsed = time.perf_counter() - t0
         per_member = [{"train_loss": ls / seen, "train_acc": c / seen} for ls, c in zip(loss_sum, correct, strict=True)]
         row = {**per_member[0], "train_time_s": elapsed, "train_samples_per_s": seen / elapsed}
@@ -284,15 +299,18 @@ class Trainer:
             self.echo("no validation split (data.val_fraction = 0): the mix modes 'better' and 'best_member' are "
                       "decided on validation data only, so they are left out")
         board = None
-        if cfg.train.tensorboard:
+        if cfg.train.tensorboard and self.par.is_main:  # [distributed] rank 0 alone writes
             from ..analysis.tensorboard import TensorBoardLogger
 
             board = TensorBoardLogger(cfg.train.tensorboard)
         for epoch in range(self.start_epoch, cfg.train.epochs):
             row: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
             row.update(self.train_epoch(epoch))
-            for m in self.members:
-                m.scheduler.step()
+            for k in self.par.own_members(len(self.members)):  # [distributed] all but in cohort parallel
+                self.members[k].scheduler.step()
+            self.par.collect_members(self.members)  # [distributed] cohort parallel: every member's state to rank 0
+            if not self.par.is_main:  # [distributed] rank 0 alone evaluates, checkpoints and logs
+                continue
             self._score_epoch(row)
             self.history.append(row)
             save_checkpoint(self._payload(epoch), self.out / CHECKPOINT)
@@ -303,6 +321,9 @@ class Trainer:
             self.echo(self._epoch_line(row))
         if board is not None:
             board.close()
+        return self.par.on_main(self._finish, t_start)  # [distributed] every rank returns rank 0's results
+
+    def _finish(self, t_start: float) -> dict[str, Any]:
         results = self.final_results(time.perf_counter() - t_start)
         (self.out / RESULTS).write_text(json.dumps(results, indent=2) + "\n")
         return results

@@ -1,0 +1,140 @@
+"""Tables and figures for reports/asf_mnist.md from finished ASF run directories and benchmark files.
+
+    python scripts/report_asf.py --runs runs/asf --probes runs/probe
+
+Reads (each optional): ``<runs>/if_s*``, ``lif_s*``, ``cifar_s*`` (configs/asf_*.yaml), ``cmp_asf`` and
+``cmp_bptt`` (the same LeNet and budget trained by asf and by bptt), ``<probes>/<name>`` (1-epoch probes on
+6,000 images that chose the defaults) and ``benchmarks/results/memory_vs_T_*.jsonl``. Writes
+``reports/figures/asf_*.{png,svg}``, copies each run's config/metrics/results to ``reports/data/asf/`` and
+prints the markdown tables (also saved as ``reports/figures/asf_tables.md``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from dnmsnn.analysis.plots import _plt, plot_acc_vs_T, plot_curves, save
+from dnmsnn.analysis.runs import load_metrics, load_results
+
+
+def finished(folder: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in folder.glob(pattern) if (p / "results.json").is_file())
+
+
+def epoch_table(label: str, run: Path) -> list[str]:
+    rows = load_metrics(run)
+    out = [f"**{label}** (`{run.name}`)", "", "| epoch | lr | train (running) | test | s/epoch | samples/s |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['epoch']} | {r['lr']:.2e} | {100 * r['train_acc']:.2f} | {100 * r['test_acc']:.2f} | "
+                   f"{r['train_time_s']:.0f} | {r['train_samples_per_s']:.0f} |")
+    res = load_results(run)
+    by_T = ", ".join(f"T={t}: {100 * v:.2f} %"
+                     for t, v in sorted(res["test_acc_by_T"].items(), key=lambda kv: int(kv[0])))
+    return out + ["", f"Final test accuracy by test length: {by_T}.", ""]
+
+
+def memory_table(path: Path) -> list[str]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    Ts = sorted({r["T"] for r in rows})
+    rules = list(dict.fromkeys(r["rule"] for r in rows))
+    out = [f"Peak training-step memory growth (MB) and speed, `{rows[0]['model']}`, batch {rows[0]['batch']}, "
+           f"{rows[0]['threads']} thread(s):", "",
+           "| rule | " + " | ".join(f"T={T}" for T in Ts) + " | samples/s at T=" + str(Ts[0]) + " |",
+           "|---|" + "---|" * (len(Ts) + 1)]
+    for rule in rules:
+        cells = {r["T"]: r for r in rows if r["rule"] == rule}
+        out.append(f"| {rule} | " + " | ".join(f"{cells[T]['peak_growth_mb']:.1f}" if T in cells else "--" for T in Ts)
+                   + f" | {cells[Ts[0]]['samples_per_s']:.0f} |")
+    return out + [""]
+
+
+def plot_memory(paths: list[Path], dest: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for path in paths:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for rule in dict.fromkeys(r["rule"] for r in rows):
+            pts = sorted((r["T"], r["peak_growth_mb"]) for r in rows if r["rule"] == rule)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=f"{rows[0]['model']}: {rule}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("T (time steps)")
+    ax.set_ylabel("peak memory growth of a training step (MB)")
+    ax.legend(fontsize=7)
+    save(fig, dest)
+
+
+def copy_run(run: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("config.yaml", "metrics.jsonl", "results.json"):
+        if (run / name).is_file():
+            shutil.copy(run / name, dest / name)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", default="runs/asf")
+    ap.add_argument("--probes", default="runs/probe")
+    ap.add_argument("--figures", default="reports/figures")
+    ap.add_argument("--data-out", default="reports/data/asf")
+    a = ap.parse_args()
+    root, figs, data = Path(a.runs), Path(a.figures), Path(a.data_out)
+    out: list[str] = []
+    groups = {"IF": finished(root, "if_s*"), "LIF": finished(root, "lif_s*"),
+              "CIFAR-10 subset, IF": finished(root, "cifar_s*")}
+    for label, runs in groups.items():
+        for run in runs:
+            out += epoch_table(f"MNIST, {label}" if "CIFAR" not in label else label, run)
+            copy_run(run, data / run.name)
+    mnist = {k: v for k, v in groups.items() if v and "CIFAR" not in k}
+    if mnist:
+        plot_curves(mnist, figs / "asf_accuracy_per_epoch", keys=("test_acc",))
+        plot_acc_vs_T(mnist, figs / "asf_accuracy_vs_T")
+
+    cmp = {r: root / f"cmp_{r}" for r in ("asf", "bptt")}
+    if all((p / "results.json").is_file() for p in cmp.values()):
+        out += ["| rule (same LeNet, same budget) | test accuracy | train time (s) | train samples/s |",
+                "|---|---|---|---|"]
+        for r, p in cmp.items():
+            res, rows = load_results(p), load_metrics(p)
+            out.append(f"| {r} (loss {json.dumps(res.get('loss', None)) if 'loss' in res else ''}) | "
+                       f"{100 * res['test_acc']:.2f} % | {sum(x['train_time_s'] for x in rows):.0f} | "
+                       f"{res['train_samples_per_s_median']:.0f} |")
+            copy_run(p, data / p.name)
+        out += [""]
+
+    probes = sorted(p for p in Path(a.probes).glob("*") if (p / "results.json").is_file())
+    if probes:
+        out += ["| probe (1 epoch, 6,000 images, T = 10) | overrides | test accuracy (2,000 images) |", "|---|---|---|"]
+        for p in probes:
+            cfg = (p / "config.yaml").read_text()
+            res = load_results(p)
+            out.append(f"| {p.name} | {res['rule']}, {_short(cfg)} | {100 * res['test_acc']:.2f} % |")
+            copy_run(p, data / "probes" / p.name)
+        out += [""]
+
+    mems = sorted(Path("benchmarks/results").glob("memory_vs_T_*.jsonl"))
+    for m in mems:
+        out += memory_table(m)
+    if mems:
+        plot_memory(mems, figs / "asf_memory_vs_T")
+    text = "\n".join(out)
+    figs.mkdir(parents=True, exist_ok=True)
+    (figs / "asf_tables.md").write_text(text + "\n")
+    print(text)
+
+
+def _short(config_yaml: str) -> str:
+    """The model args and rule args of a run's config.yaml, on one line."""
+    import yaml
+
+    cfg = yaml.safe_load(config_yaml)
+    return (f"model {cfg['model']['args']}, rule {cfg['rule']['args']}, loss {cfg['rule']['loss']}, "
+            f"lr {cfg['optim']['lr']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The optional C++ kernel of the fused neuron node (``lif_kernel.cpp``), built on first use.
+
+``load()`` returns the compiled extension module, or None when it cannot be had (no C++ compiler,
+a failed build, ``DNMSNN_NO_CPP=1`` in the environment); the fused node then runs its PyTorch loop
+(same results, slower). The build happens once per (kernel source, torch, Python) combination and is
+cached under ``$DNMSNN_CACHE_DIR`` or ``$XDG_CACHE_HOME/dnmsnn`` (default ``~/.cache/dnmsnn``); later
+processes import the cached library directly, without torch.utils.cpp_extension. Building takes
+about a minute the first time; :func:`dnmsnn.functional.fast_path_info` (or :func:`status`) does it
+ahead of time and reports the outcome.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import platform
+import shutil
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+SOURCE = Path(__file__).with_name("lif_kernel.cpp")
+# -ffp-contract=off: no fused multiply-add, so the forward rounds like PyTorch's element-wise kernels
+CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def cache_dir() -> Path:
+    """Folder of the compiled kernels (``$DNMSNN_CACHE_DIR``, else the user's cache dir)."""
+    env = os.environ.get("DNMSNN_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dnmsnn"
+
+
+def module_name() -> str:
+    """Extension name, unique per kernel source, flags, torch and Python version, and machine."""
+    key = hashlib.sha256()
+    key.update(SOURCE.read_bytes())
+    key.update(" ".join(CFLAGS).encode())
+    key.update(f"{torch.__version__}|{sys.version_info[:2]}|{platform.machine()}|{sys.platform}".encode())
+    return f"dnmsnn_lif_{key.hexdigest()[:16]}"
+
+
+def _import_built(name: str, folder: Path) -> ModuleType | None:
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES + [".so"]:
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                return None
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            return mod
+    return None
+
+
+def _build(name: str, folder: Path) -> ModuleType:
+    from torch.utils import cpp_extension
+
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"dnmsnn: compiling the C++ neuron kernel once (about a minute; cached in {folder}; "
+          "DNMSNN_NO_CPP=1 skips it)", file=sys.stderr, flush=True)
+    return cpp_extension.load(name=name, sources=[str(SOURCE)], build_directory=str(folder),
+                              extra_cflags=CFLAGS, verbose=bool(os.environ.get("DNMSNN_CPP_VERBOSE")))
+
+
+def load() -> ModuleType | None:
+    """The compiled kernel module, or None (the reason is in :func:`status`). Thread-safe, cached."""
+    if "module" in _state:
+        return _state["module"]  # type: ignore[return-value]
+    with _lock:
+        if "module" in _state:
+            return _state["module"]  # type: ignore[return-value]
+        mod, why = None, "ok"
+        if os.environ.get("DNMSNN_NO_CPP"):
+            why = "disabled by DNMSNN_NO_CPP"
+        elif not SOURCE.is_file():
+            why = f"kernel source {SOURCE.name} not installed"
+        else:
+            name = module_name()
+            folder = cache_dir() / name
+            try:
+                mod = _import_built(name, folder)
+                if mod is None:
+                    if shutil.which(os.environ.get("CXX", "c++")) is None:
+                        why = "no C++ compiler found"
+                    else:
+                        mod = _build(name, folder)
+            except Exception as exc:  # noqa: BLE001 - any build/import failure means: use the PyTorch loop
+                mod, why = None, f"build failed: {type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}"
+        _state["module"], _state["why"] = mod, why
+        return mod
+
+
+def status() -> str:
+    """'ok', or why the C++ kernel is not used (loads it if that has not been tried yet)."""
+    load()
+    return str(_state["why"])

@@ -1,0 +1,280 @@
+// Fused LIF / IF recurrence over a whole [T, N] sequence on the CPU: forward and BPTT backward, one pass each.
+//
+// Built on first use by dnmsnn/functional/cpp.py (torch.utils.cpp_extension) and called from
+// dnmsnn/functional/fused.py, which documents the maths. Compiled with -ffp-contract=off: every
+// multiply and add is rounded on its own, exactly like the PyTorch element-wise kernels of the
+// reference path, so the forward potentials H and the spikes are bitwise those of the reference.
+//
+// Layout: x, H, spikes and gradients are [T, N] contiguous (N = batch x features of one step), the outputs
+// allocated by the caller;
+// the threshold is either one value or N values (already broadcast to one step's shape).
+// Parallel over N (at::parallel_for), sequential over T within a chunk, inner loops over a
+// contiguous run of neurons (vectorisable, branch-free selects).
+
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+enum Form : int64_t { kBeta = 0, kBetaReset = 1, kTau = 2, kIF = 3 };
+enum Surr : int64_t { kExp = 0, kSigmoid = 1, kATan = 2, kTriangle = 3, kRect = 4, kFastSigmoid = 5 };
+
+constexpr int64_t kBlock = 256;  // neurons per inner loop: the carried state stays in L1
+
+template <typename S>
+struct Params {
+  int64_t form;
+  S beta, tau, v_reset;
+  bool zero_reset, strict;
+};
+
+// H = charge(V, x) for a run of n neurons: the reference's expressions, operation by operation
+// (neuron.py: charge); one loop per form, so each one vectorises.
+template <typename S>
+inline void charge_run(const Params<S>& p, const S* __restrict__ v, const S* __restrict__ x, S* __restrict__ h,
+                       int64_t n) {
+  const S beta = p.beta, tau = p.tau, vr = p.v_reset;
+  switch (p.form) {
+    case kBeta:
+      for (int64_t i = 0; i < n; ++i) h[i] = beta * v[i] + x[i];
+      break;
+    case kBetaReset:
+      for (int64_t i = 0; i < n; ++i) h[i] = (vr + beta * (v[i] - vr)) + x[i];
+      break;
+    case kTau:
+      for (int64_t i = 0; i < n; ++i) h[i] = v[i] + (x[i] - (v[i] - vr)) / tau;
+      break;
+    default:
+      for (int64_t i = 0; i < n; ++i) h[i] = v[i] + x[i];
+  }
+}
+
+// spike and reset of a run: s = H >= thr (> when Strict), V = s ? (v_reset | H - thr) : H
+template <typename S, typename O, bool Strict, bool Zero, bool ThrScalar>
+inline void fire_run(const S* __restrict__ h, const S* __restrict__ thr, S vr, O* __restrict__ s,
+                     S* __restrict__ v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const S th = ThrScalar ? thr[0] : thr[i];
+    const bool f = Strict ? (h[i] > th) : (h[i] >= th);
+    s[i] = f ? O(1) : O(0);
+    v[i] = f ? (Zero ? vr : h[i] - th) : h[i];
+  }
+}
+
+// sg = f'(H - thr) of a run, one loop per surrogate
+template <typename S, bool ThrScalar>
+inline void surrogate_run(int64_t kind, S k, const S* __restrict__ h, const S* __restrict__ thr,
+                          S* __restrict__ sg, int64_t n) {
+#define DNMSNN_X (h[i] - (ThrScalar ? thr[0] : thr[i]))
+  switch (kind) {
+    case kExp:
+      for (int64_t i = 0; i < n; ++i) sg[i] = std::exp(-std::abs(DNMSNN_X) / k);
+      break;
+    case kSigmoid:
+      for (int64_t i = 0; i < n; ++i) {
+        const S e = S(1) / (S(1) + std::exp(-(k * DNMSNN_X)));
+        sg[i] = k * e * (S(1) - e);
+      }
+      break;
+    case kATan:
+      for (int64_t i = 0; i < n; ++i) {
+        const S z = S(M_PI / 2.0) * k * DNMSNN_X;
+        sg[i] = (k / S(2)) / (S(1) + z * z);
+      }
+      break;
+    case kTriangle:
+      for (int64_t i = 0; i < n; ++i) sg[i] = std::max(S(1) - std::abs(DNMSNN_X) / k, S(0)) / k;
+      break;
+    case kRect:
+      for (int64_t i = 0; i < n; ++i) sg[i] = (std::abs(DNMSNN_X) < k / S(2) ? S(1) : S(0)) / k;
+      break;
+    default:
+      for (int64_t i = 0; i < n; ++i) {
+        const S d = S(1) + k * std::abs(DNMSNN_X);
+        sg[i] = S(1) / (d * d);
+      }
+  }
+#undef DNMSNN_X
+}
+
+// one backward step of a run: gH = gS sg + gV dV/dH; gx = gH dH/dx; gV <- gH dH/dV (0 without temporal
+// gradient); the threshold gradient accumulates -gS sg + gV dV/dthr. out may be g itself (in place).
+template <typename S, bool Strict, bool Zero, bool Detach, bool ThrScalar, bool WantThr, bool Temporal>
+inline void grad_run(const S* g, const S* __restrict__ h, const S* __restrict__ thr,
+                     const S* __restrict__ sg, S vr, S dh_dv, S dh_dx, S* __restrict__ gv, S* __restrict__ gt,
+                     S* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const S th = ThrScalar ? thr[0] : thr[i];
+    const S s = (Strict ? (h[i] > th) : (h[i] >= th)) ? S(1) : S(0);
+    S gh = g[i] * sg[i];
+    S dvdh, dvdthr;
+    if (Zero) {
+      dvdh = S(1) - s;
+      dvdthr = S(0);
+      if (!Detach) {
+        dvdh = dvdh + (vr - h[i]) * sg[i];
+        dvdthr = -((vr - h[i]) * sg[i]);
+      }
+    } else {
+      dvdh = Detach ? S(1) : S(1) - th * sg[i];
+      dvdthr = Detach ? -s : th * sg[i] - s;
+    }
+    if (WantThr) gt[i] = gt[i] - gh + gv[i] * dvdthr;
+    gh = gh + gv[i] * dvdh;
+    out[i] = gh * dh_dx;
+    gv[i] = Temporal ? gh * dh_dv : S(0);
+  }
+}
+
+template <typename S, typename O, bool Strict, bool Zero, bool ThrScalar>
+void forward_impl(const S* __restrict__ x, const S* __restrict__ thr, O* __restrict__ spikes, S* __restrict__ h_out,
+                  int64_t T, int64_t N, const Params<S>& p) {
+  at::parallel_for(0, N, kBlock, [&](int64_t begin, int64_t end) {
+    S v[kBlock];
+    S hbuf[kBlock];
+    for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
+      const int64_t n = std::min(kBlock, end - b0);
+      const S* th = ThrScalar ? thr : thr + b0;
+      for (int64_t i = 0; i < n; ++i) v[i] = p.v_reset;
+      for (int64_t t = 0; t < T; ++t) {
+        S* h = h_out ? h_out + t * N + b0 : hbuf;
+        charge_run<S>(p, v, x + t * N + b0, h, n);
+        fire_run<S, O, Strict, Zero, ThrScalar>(h, th, p.v_reset, spikes + t * N + b0, v, n);
+      }
+    }
+  });
+}
+
+template <typename S, bool Strict, bool Zero, bool Detach, bool ThrScalar, bool WantThr, bool Temporal>
+void backward_impl(const S* gs, const S* __restrict__ H, const S* __restrict__ thr, S* gx,
+                   S* __restrict__ gthr, int64_t T, int64_t N, const Params<S>& p, int64_t surr, S surr_param,
+                   S dh_dv, S dh_dx) {
+  at::parallel_for(0, N, kBlock, [&](int64_t begin, int64_t end) {
+    S gv[kBlock];
+    S gt[kBlock];
+    S sg[kBlock];
+    for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
+      const int64_t n = std::min(kBlock, end - b0);
+      const S* th = ThrScalar ? thr : thr + b0;
+      for (int64_t i = 0; i < n; ++i) gv[i] = gt[i] = S(0);
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const S* h = H + t * N + b0;
+        surrogate_run<S, ThrScalar>(surr, surr_param, h, th, sg, n);
+        grad_run<S, Strict, Zero, Detach, ThrScalar, WantThr, Temporal>(gs + t * N + b0, h, th, sg, p.v_reset, dh_dv,
+                                                                         dh_dx, gv, gt, gx + t * N + b0, n);
+      }
+      if (WantThr)
+        for (int64_t i = 0; i < n; ++i) gthr[b0 + i] = gt[i];
+    }
+  });
+}
+
+// runtime flags -> template instance
+template <typename F>
+void with_flag(bool flag, F&& f) {
+  if (flag)
+    f(std::true_type{});
+  else
+    f(std::false_type{});
+}
+
+template <typename S>
+Params<S> make_params(int64_t form, double beta, double tau, double v_reset, bool zero_reset, bool strict) {
+  Params<S> p;
+  p.form = form;
+  p.beta = static_cast<S>(beta);
+  p.tau = static_cast<S>(tau);
+  p.v_reset = static_cast<S>(v_reset);
+  p.zero_reset = zero_reset;
+  p.strict = strict;
+  return p;
+}
+
+void check_inputs(const at::Tensor& x, const at::Tensor& thr) {
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && x.is_contiguous(), "x must be a contiguous CPU [T, N] tensor");
+  TORCH_CHECK(thr.device().is_cpu() && thr.is_contiguous() && thr.scalar_type() == x.scalar_type(),
+              "threshold must be a contiguous CPU tensor of x's dtype");
+  TORCH_CHECK(thr.numel() == 1 || thr.numel() == x.size(1), "threshold must hold 1 or N values");
+}
+
+// Writes the spikes (x's dtype or uint8 0/1) into `spikes` and, when given, the potentials H into `h`; both
+// [T, N] contiguous, allocated by the caller (dnmsnn reuses their memory between calls).
+void lif_forward(const at::Tensor& x, const at::Tensor& thr, int64_t form, double beta, double tau, double v_reset,
+                 bool zero_reset, bool strict, const at::Tensor& spikes, const c10::optional<at::Tensor>& h) {
+  check_inputs(x, thr);
+  const int64_t T = x.size(0), N = x.size(1);
+  TORCH_CHECK(spikes.sizes() == x.sizes() && spikes.is_contiguous() &&
+                  (spikes.scalar_type() == x.scalar_type() || spikes.scalar_type() == at::kByte),
+              "spikes must be a contiguous [T, N] tensor of x's dtype or uint8");
+  const bool want_h = h.has_value() && h->defined();
+  if (want_h)
+    TORCH_CHECK(h->sizes() == x.sizes() && h->is_contiguous() && h->scalar_type() == x.scalar_type(),
+                "H must be a contiguous [T, N] tensor of x's dtype");
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dnmsnn_lif_forward", [&] {
+    const auto p = make_params<scalar_t>(form, beta, tau, v_reset, zero_reset, strict);
+    with_flag(strict, [&](auto St) {
+      with_flag(zero_reset, [&](auto Z) {
+        with_flag(thr.numel() == 1, [&](auto Sc) {
+          constexpr bool st = decltype(St)::value, z = decltype(Z)::value, sc = decltype(Sc)::value;
+          scalar_t* hp = want_h ? h->data_ptr<scalar_t>() : nullptr;
+          if (spikes.scalar_type() == at::kByte)
+            forward_impl<scalar_t, uint8_t, st, z, sc>(x.data_ptr<scalar_t>(), thr.data_ptr<scalar_t>(),
+                                                      spikes.data_ptr<uint8_t>(), hp, T, N, p);
+          else
+            forward_impl<scalar_t, scalar_t, st, z, sc>(x.data_ptr<scalar_t>(), thr.data_ptr<scalar_t>(),
+                                                       spikes.data_ptr<scalar_t>(), hp, T, N, p);
+        });
+      });
+    });
+  });
+}
+
+// Writes dL/dx into `gx` ([T, N], allocated by the caller; it may be grad_s itself) and returns dL/dthreshold
+// per neuron [N] summed over T (an empty tensor unless want_thr).
+at::Tensor lif_backward(const at::Tensor& grad_s, const at::Tensor& h, const at::Tensor& thr, int64_t form,
+                        double beta, double tau, double v_reset, bool zero_reset, bool strict, bool detach_reset,
+                        int64_t surr, double surr_param, bool temporal, double dh_dv, double dh_dx, bool want_thr,
+                        const at::Tensor& gx) {
+  check_inputs(h, thr);
+  TORCH_CHECK(grad_s.sizes() == h.sizes() && grad_s.is_contiguous() && grad_s.scalar_type() == h.scalar_type(),
+              "grad must be contiguous and shaped like H");
+  TORCH_CHECK(gx.sizes() == h.sizes() && gx.is_contiguous() && gx.scalar_type() == h.scalar_type(),
+              "grad_x must be contiguous and shaped like H");
+  const int64_t T = h.size(0), N = h.size(1);
+  at::Tensor gthr = want_thr ? at::empty({N}, h.options()) : at::empty({0}, h.options());
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "dnmsnn_lif_backward", [&] {
+    const auto p = make_params<scalar_t>(form, beta, tau, v_reset, zero_reset, strict);
+    with_flag(strict, [&](auto St) {
+      with_flag(zero_reset, [&](auto Z) {
+        with_flag(detach_reset, [&](auto D) {
+          with_flag(thr.numel() == 1, [&](auto Sc) {
+            with_flag(want_thr, [&](auto W) {
+              with_flag(temporal, [&](auto Tm) {
+                backward_impl<scalar_t, decltype(St)::value, decltype(Z)::value, decltype(D)::value,
+                              decltype(Sc)::value, decltype(W)::value, decltype(Tm)::value>(
+                    grad_s.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), thr.data_ptr<scalar_t>(),
+                    gx.data_ptr<scalar_t>(), want_thr ? gthr.data_ptr<scalar_t>() : nullptr, T, N, p, surr,
+                    static_cast<scalar_t>(surr_param), static_cast<scalar_t>(dh_dv), static_cast<scalar_t>(dh_dx));
+              });
+            });
+          });
+        });
+      });
+    });
+  });
+  return gthr;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "dnmsnn fused LIF/IF sequence kernels (CPU)";
+  m.def("lif_forward", &lif_forward, "fused LIF/IF forward over [T, N] into preallocated spikes (and H)");
+  m.def("lif_backward", &lif_backward, "fused LIF/IF BPTT backward over [T, N] into a preallocated grad_x");
+}
