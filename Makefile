@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests docs
+	$(VENV)/bin/ruff check src tests docs benchmarks scripts
 
 # The documentation site (mkdocs.yml, docs/): serve it with live reload, or build it with warnings as errors.
 docs: $(STAMP)

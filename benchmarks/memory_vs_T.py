@@ -98,8 +98,8 @@ def main() -> None:
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
             r = rows[-1]
-            print(f"{rule:15s} T={T:3d}  peak growth {r['peak_growth_mb']:8.1f} MB  {r['samples_per_s']:7.0f} samples/s",
-                  file=sys.stderr)
+            print(f"{rule:15s} T={T:3d}  peak growth {r['peak_growth_mb']:8.1f} MB  "
+                  f"{r['samples_per_s']:7.0f} samples/s", file=sys.stderr)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -114,8 +114,8 @@ def main() -> None:
         cells = {r["T"]: r["peak_growth_mb"] for r in rows if r["rule"] == rule}
         growth = cells[Ts[-1]] / cells[Ts[0]] - 1 if cells[Ts[0]] > 0 else float("nan")
         lines.append(f"| {rule} | " + " | ".join(f"{cells[T]:.1f}" for T in Ts) + f" | {growth:+.0%} |")
-    lines += ["", "| T | inputs MB |", "|---|---|"] + [f"| {T} | {next(r['inputs_mb'] for r in rows if r['T'] == T):.1f} |"
-                                                        for T in Ts]
+    inputs = {T: next(r["inputs_mb"] for r in rows if r["T"] == T) for T in Ts}
+    lines += ["", "| T | inputs MB |", "|---|---|"] + [f"| {T} | {inputs[T]:.1f} |" for T in Ts]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -84,7 +84,7 @@ def main() -> None:
     root, figs, data = Path(a.runs), Path(a.figures), Path(a.data_out)
     out: list[str] = []
     groups = {"IF": finished(root, "if_s*"), "LIF": finished(root, "lif_s*"),
-              "CIFAR-10 subset, IF": finished(root, "cifar_s*")}
+              "CIFAR-10 subset, IF": finished(root, "cifar_*")}
     for label, runs in groups.items():
         for run in runs:
             out += epoch_table(f"MNIST, {label}" if "CIFAR" not in label else label, run)
@@ -100,7 +100,8 @@ def main() -> None:
                 "|---|---|---|---|"]
         for r, p in cmp.items():
             res, rows = load_results(p), load_metrics(p)
-            out.append(f"| {r} (loss {json.dumps(res.get('loss', None)) if 'loss' in res else ''}) | "
+            loss = _config(p)["rule"]["loss"]
+            out.append(f"| {r} (loss {loss}) | "
                        f"{100 * res['test_acc']:.2f} % | {sum(x['train_time_s'] for x in rows):.0f} | "
                        f"{res['train_samples_per_s_median']:.0f} |")
             copy_run(p, data / p.name)
@@ -110,9 +111,8 @@ def main() -> None:
     if probes:
         out += ["| probe (1 epoch, 6,000 images, T = 10) | overrides | test accuracy (2,000 images) |", "|---|---|---|"]
         for p in probes:
-            cfg = (p / "config.yaml").read_text()
             res = load_results(p)
-            out.append(f"| {p.name} | {res['rule']}, {_short(cfg)} | {100 * res['test_acc']:.2f} % |")
+            out.append(f"| {p.name} | {res['rule']}, {_short(p)} | {100 * res['test_acc']:.2f} % |")
             copy_run(p, data / "probes" / p.name)
         out += [""]
 
@@ -127,11 +127,15 @@ def main() -> None:
     print(text)
 
 
-def _short(config_yaml: str) -> str:
-    """The model args and rule args of a run's config.yaml, on one line."""
+def _config(run: Path) -> dict:
     import yaml
 
-    cfg = yaml.safe_load(config_yaml)
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+def _short(run: Path) -> str:
+    """The model args and rule args of a run's config.yaml, on one line."""
+    cfg = _config(run)
     return (f"model {cfg['model']['args']}, rule {cfg['rule']['args']}, loss {cfg['rule']['loss']}, "
             f"lr {cfg['optim']['lr']}")
 
