@@ -4,9 +4,10 @@
     python benchmarks/memory_vs_T.py --T 5,10,20,40,80 --iters 5 --out benchmarks/results/memory_vs_T
 
 Peak RSS growth = VmHWM at the end of the timed iterations minus the RSS before the first timed
-iteration, with the kernel's high-water mark reset (/proc/self/clear_refs <- 5) after the warm-up and
-glibc's free pages returned (malloc_trim) first: the steady-state peak of a training iteration
-(autograd tape, saved tensors, gradients). Linux only. Results: JSON lines + a markdown table.
+iteration, with the kernel's high-water mark reset (/proc/self/clear_refs <- 5) after the warm-up, the
+fused nodes' buffer pool emptied and glibc's free pages returned (malloc_trim) first: the steady-state
+peak of a training iteration (autograd tape, saved tensors, gradients, the pool's per-step buffers).
+Linux only. Results: JSON lines + a markdown table.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ RULES = {
     "bptt": ("bptt", {}),
     "spatial": ("spatial", {}),
     "spatial-online": ("spatial", {"online": True}),
-    "asf": ("asf", {}),
+    "asf-layer": ("asf", {"phase1": "layer"}),
     "asf-step": ("asf", {"phase1": "step"}),
 }
 
@@ -60,6 +61,11 @@ def worker(rule_key: str, T: int, iters: int, batch: int, model: str) -> dict:
 
     step(xs[0])  # warm-up: runtime, Adam state
     step(xs[1])
+    # the fused nodes' buffer pool keeps a step's large buffers between steps: empty it, so that they are
+    # allocated again inside the measured window and count in the growth (they are per-step memory)
+    release = getattr(getattr(dnmsnn, "functional", None), "release_buffers", None)
+    if release is not None:
+        release()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except OSError:
