@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..layers import AvgPool2d, Conv2d, Flatten, Linear
 from ..network import Network
 from ..neurons import Integrator
-from .builders import make_neuron, uniform_sqrt3_init
+from .builders import neuron_factory, uniform_sqrt3_init
 from .registry import register_model
 
 INITS = ("fan_in", "torch")
@@ -39,8 +39,8 @@ def init_synapses(net: Network, init: str, gain: float) -> Network:
 
 
 def _neuron(neuron: str, tau: float, threshold: float, surrogate: str):
-    return make_neuron(neuron, tau=tau if neuron == "lif" else None, threshold=threshold, v_reset=0.0,
-                       strict=True, surrogate=surrogate)
+    """seed 002's neurons: strict Heaviside (V > V_th), reset to V_reset = 0."""
+    return neuron_factory(neuron, tau=tau, threshold=threshold, v_reset=0.0, strict=True, surrogate=surrogate)
 
 
 @register_model(summary="ASF LeNet 20C5-P2-50C5-P2-200FC-10FC (IF or LIF, average pooling)", paper="seed 002")
@@ -62,10 +62,11 @@ def asf_lenet(
     """
     c, h, w = input_shape
     flat = 50 * ((h - 4) // 2 - 4) // 2 * (((w - 4) // 2 - 4) // 2)
+    spike = _neuron(neuron, tau, threshold, surrogate)
     net = Network(
-        Conv2d(c, 20, 5, bias=bias), _neuron(neuron, tau, threshold, surrogate), AvgPool2d(2),
-        Conv2d(20, 50, 5, bias=bias), _neuron(neuron, tau, threshold, surrogate), AvgPool2d(2),
-        Flatten(), Linear(flat, 200, bias=bias), _neuron(neuron, tau, threshold, surrogate),
+        Conv2d(c, 20, 5, bias=bias), spike(), AvgPool2d(2),
+        Conv2d(20, 50, 5, bias=bias), spike(), AvgPool2d(2),
+        Flatten(), Linear(flat, 200, bias=bias), spike(),
         Linear(200, num_classes, bias=bias), Integrator(),
         readout="final", input_shape=tuple(input_shape), num_classes=num_classes,
     )
@@ -91,8 +92,7 @@ def asf_vgg(
     """
     c, h, w = input_shape
 
-    def spike():
-        return _neuron(neuron, tau, threshold, surrogate)
+    spike = _neuron(neuron, tau, threshold, surrogate)
 
     w1, w2, w3 = width, 2 * width, 4 * width
     def conv(cin: int, cout: int) -> Conv2d:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -35,6 +36,15 @@ def make_neuron(
     if neuron == "if":
         return IF(**common)
     return LIF(beta=beta, tau=tau, **common)
+
+
+def neuron_factory(neuron: str = "lif", **kwargs) -> Callable[[], nn.Module]:
+    """A zero-argument maker of identical, independent neuron layers: ``make_neuron(neuron, **kwargs)``.
+
+    ``tau``/``beta`` only apply to ``"lif"`` (``make_neuron`` gives IF none of them).
+    """
+    check_choice(neuron, "neuron", NEURONS)
+    return lambda: make_neuron(neuron, **kwargs)
 
 
 def make_output(output: str, neuron_factory) -> tuple[nn.Module, str]:

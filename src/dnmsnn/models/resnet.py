@@ -27,7 +27,7 @@ from torch import nn
 from ..errors import InputError
 from ..layers import AvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, Residual, Sequential
 from ..network import Network
-from .builders import make_neuron, make_output
+from .builders import make_output, neuron_factory
 from .registry import register_model
 
 NeuronFactory = Callable[[], nn.Module]
@@ -48,14 +48,6 @@ def basic_block(cin: int, cout: int, stride: int, norm: bool, neuron: NeuronFact
     body = Sequential(*_conv_bn(cin, cout, 3, stride, norm), neuron(), *_conv_bn(cout, cout, 3, 1, norm))
     shortcut = None if stride == 1 and cin == cout else Sequential(*_conv_bn(cin, cout, 1, stride, norm))
     return [Residual(body, shortcut), neuron()]
-
-
-def _neuron_factory(neuron: str, tau: float, threshold: float, surrogate: str,
-                    detach_reset: bool) -> NeuronFactory:
-    def factory() -> nn.Module:
-        return make_neuron(neuron, tau=tau if neuron == "lif" else None, threshold=threshold, v_reset=0.0,
-                           surrogate=surrogate, detach_reset=detach_reset)
-    return factory
 
 
 def _check_input(input_shape: Sequence[int], width: int) -> tuple[int, int, int]:
@@ -130,7 +122,8 @@ def resnet11(
     blocks = [(2 * width, 1), (4 * width, 2), (8 * width, 2), (8 * width, 1)]
     return spiking_resnet(width, blocks, [16 * width], stem_pool=True, final_pool="2x2",
                           input_shape=input_shape, num_classes=num_classes, norm=norm,
-                          neuron=_neuron_factory(neuron, tau, threshold, surrogate, detach_reset), output=output)
+                          neuron=neuron_factory(neuron, tau=tau, threshold=threshold, v_reset=0.0, surrogate=surrogate,
+                                                detach_reset=detach_reset), output=output)
 
 
 @register_model(summary="CIFAR ResNet-20 as an SNN: conv16-[16x3, 32x3, 64x3]-GAP-FC10", paper="seed 000 (layout ours)")
@@ -151,7 +144,8 @@ def resnet20(
     blocks = [(m * width, stride if i == 0 else 1) for m, stride in ((1, 1), (2, 2), (4, 2)) for i in range(3)]
     return spiking_resnet(width, blocks, [], stem_pool=False, final_pool="global", input_shape=input_shape,
                           num_classes=num_classes, norm=norm,
-                          neuron=_neuron_factory(neuron, tau, threshold, surrogate, detach_reset), output=output)
+                          neuron=neuron_factory(neuron, tau=tau, threshold=threshold, v_reset=0.0, surrogate=surrogate,
+                                                detach_reset=detach_reset), output=output)
 
 
 def _width_variant(base: Callable[..., Network], width: int, name: str, summary: str, paper: str) -> None:
