@@ -18,8 +18,9 @@ Variants (each adds one fast path to the one above it, except ann / reference / 
                   LIF and Linear as separate nodes
   cpp             as python with the C++ kernel (fused_backend("cpp"))
   cpp+cf          + closed-form Integrator readout
-  cpp+cf+pair     + LIF -> Linear as one node (spikes kept as bytes): the default path
-  python+cf+pair  the default path without a C++ compiler
+  cpp+cf+pair     + LIF -> Linear as one node (spikes kept as bytes)
+  cpp+cf+pair+spike + the multiplication-free spike matmuls (functional/spike_matmul.py): the default path
+  python+cf+pair  the default path without a C++ compiler (so also without spike matmuls)
   compile         LIF layers replaced by a torch.compile'd forward/backward loop (canonical neuron only;
                   needs a compiler, the first call compiles for tens of seconds)
 
@@ -43,10 +44,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import dnmsnn
-from dnmsnn.functional import fast_path_info, fused_backend, reference_path
+from dnmsnn.functional import fast_path_info, fused_backend, reference_path, spike_matmul
 
 BETA, THR, GAIN = 0.8187, 1.0, 2.0
-ALL = ("ann", "reference", "python", "cpp", "cpp+cf", "cpp+cf+pair", "python+cf+pair", "compile")
+ALL = ("ann", "reference", "python", "cpp", "cpp+cf", "cpp+cf+pair", "cpp+cf+pair+spike", "python+cf+pair", "compile")
 
 
 def lif() -> dnmsnn.LIF:
@@ -163,7 +164,15 @@ def make_variant(name: str, sizes, weights):
         for i, m in enumerate(net):
             if isinstance(m, dnmsnn.LIF):
                 net[i] = compiled_lif_module()
-    return net, net.classify, ctx
+    if name.endswith("+spike"):
+        return net, net.classify, ctx
+    return net, net.classify, lambda: _both(ctx(), spike_matmul(False))
+
+
+@contextlib.contextmanager
+def _both(a, b):
+    with a, b:
+        yield
 
 
 def _rss_mb(field: str = "VmRSS") -> float:

@@ -17,6 +17,7 @@ from torch import nn
 from ._checks import check_sequence
 from ._context import setting
 from .errors import InputError
+from .functional.spike_matmul import linear as spike_linear
 from .module import SpikingModule, step_module, totals_module
 
 
@@ -41,8 +42,13 @@ class Linear(_TimeDistributed, nn.Linear):
     feature_dims = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # matmul broadcasts over [T, B]: no reshape
+        """0/1 (spike) inputs go through the multiplication-free kernels (:mod:`dnmsnn.functional.spike_matmul`,
+        per row the same values in multi-step and single-step mode); any other input through ``F.linear``."""
         self.check_input(x)
-        return nn.functional.linear(x, self.weight, self.bias)
+        return spike_linear(x, self.weight, self.bias)
+
+    def step(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        return spike_linear(x, self.weight, self.bias), state
 
     def check_input(self, x: torch.Tensor) -> None:
         """[T, B, in_features], floating."""

@@ -21,6 +21,7 @@ from .neuron import (
     reference_path,
     temporal_grad_enabled,
 )
+from .spike_matmul import spike_matmul, spike_matmul_enabled
 from .surrogate import SURROGATES, Surrogate, get_surrogate, spike
 
 __all__ = [
@@ -28,5 +29,5 @@ __all__ = [
     "charge", "fast_path_info", "fire_and_reset", "fused_backend", "fused_enabled", "get_surrogate", "initial_state",
     "integrator_readout", "integrator_readout_weights", "integrator_sequence", "integrator_step",
     "neuron_linear_sequence", "neuron_sequence", "neuron_step", "no_temporal_grad", "reference_path",
-    "release_buffers", "spike", "temporal_grad_enabled",
+    "release_buffers", "spike", "spike_matmul", "spike_matmul_enabled", "temporal_grad_enabled",
 ]

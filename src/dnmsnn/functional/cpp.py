@@ -1,4 +1,5 @@
-"""The optional C++ kernel of the fused neuron node (``lif_kernel.cpp``), built on first use.
+"""The optional C++ kernels (``lif_kernel.cpp``: the fused neuron node; ``spike_matmul.cpp``: products
+with 0/1 spike operands), built on first use into one extension.
 
 ``load()`` returns the compiled extension module, or None when it cannot be had (no C++ compiler,
 a failed build, ``DNMSNN_NO_CPP=1`` in the environment); the fused node then runs its PyTorch loop
@@ -24,8 +25,12 @@ from types import ModuleType
 import torch
 
 SOURCE = Path(__file__).with_name("lif_kernel.cpp")
-# -ffp-contract=off: no fused multiply-add, so the forward rounds like PyTorch's element-wise kernels
+SOURCES = (SOURCE, Path(__file__).with_name("spike_matmul.cpp"))
+# -ffp-contract=off: no fused multiply-add, so the forward rounds like PyTorch's element-wise kernels;
+# -march=native: the widest vectors of this CPU (the build is per machine and cached under its identity)
 CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+if platform.machine() in ("x86_64", "AMD64"):
+    CFLAGS.append("-march=native")
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -40,10 +45,21 @@ def cache_dir() -> Path:
     return Path(base) / "dnmsnn"
 
 
+def _cpu_identity() -> str:
+    """The CPU's model and feature flags (Linux), so a cache shared between machines never mixes builds."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return "|".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags", "Features"))}))
+
+
 def module_name() -> str:
-    """Extension name, unique per kernel source, flags, torch and Python version, and machine."""
+    """Extension name, unique per kernel sources, flags, torch and Python version, and CPU."""
     key = hashlib.sha256()
-    key.update(SOURCE.read_bytes())
+    for src in SOURCES:
+        key.update(src.read_bytes())
+    key.update(_cpu_identity().encode())
     key.update(" ".join(CFLAGS).encode())
     key.update(f"{torch.__version__}|{sys.version_info[:2]}|{platform.machine()}|{sys.platform}".encode())
     return f"dnmsnn_lif_{key.hexdigest()[:16]}"
@@ -66,9 +82,9 @@ def _build(name: str, folder: Path) -> ModuleType:
     from torch.utils import cpp_extension
 
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"dnmsnn: compiling the C++ neuron kernel once (about a minute; cached in {folder}; "
+    print(f"dnmsnn: compiling the C++ kernels once (about a minute; cached in {folder}; "
           "DNMSNN_NO_CPP=1 skips it)", file=sys.stderr, flush=True)
-    return cpp_extension.load(name=name, sources=[str(SOURCE)], build_directory=str(folder),
+    return cpp_extension.load(name=name, sources=[str(src) for src in SOURCES], build_directory=str(folder),
                               extra_cflags=CFLAGS, verbose=bool(os.environ.get("DNMSNN_CPP_VERBOSE")))
 
 
@@ -82,8 +98,8 @@ def load() -> ModuleType | None:
         mod, why = None, "ok"
         if os.environ.get("DNMSNN_NO_CPP"):
             why = "disabled by DNMSNN_NO_CPP"
-        elif not SOURCE.is_file():
-            why = f"kernel source {SOURCE.name} not installed"
+        elif not all(src.is_file() for src in SOURCES):
+            why = "kernel sources not installed"
         else:
             name = module_name()
             folder = cache_dir() / name

@@ -42,6 +42,7 @@ from ..errors import InputError
 from . import cpp
 from .buffers import POOL
 from .neuron import NeuronParameters, charge
+from .spike_matmul import count_ones, spike_linear_rows, spike_weight_grad
 from .surrogate import ATan, Exp, FastSigmoid, Rect, Sigmoid, Triangle
 
 BACKENDS = ("auto", "cpp", "python")
@@ -228,14 +229,15 @@ class NeuronLinearSequence(torch.autograd.Function):
         s_u8, h_seq = _forward(x, p.threshold, p, want_h=True, spikes_u8=True)
         ctx.save_for_backward(h_seq, s_u8, weight)
         ctx.p, ctx.temporal, ctx.thr_shape, ctx.has_bias = p, temporal, thr.shape, bias is not None
-        return _linear_rows(s_u8, weight, bias, x.dtype)
+        y, ctx.ones = _linear_rows(s_u8, weight, bias, x.dtype)
+        return y
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
         h_seq, s_u8, weight = ctx.saved_tensors
         want_x, want_thr, want_w, want_b = ctx.needs_input_grad[:4]
         g2 = grad_y.reshape(-1, grad_y.shape[-1])
-        gw = _weight_grad(g2, s_u8.view(-1, s_u8.shape[-1])) if want_w else None
+        gw = _weight_grad(g2, s_u8.view(-1, s_u8.shape[-1]), ctx.ones) if want_w else None
         gb = g2.sum(0) if ctx.has_bias and want_b else None
         gx = g_thr = None
         if want_x or want_thr:
@@ -264,22 +266,29 @@ def _chunks(s2: torch.Tensor, dtype: torch.dtype):
 
 
 def _linear_rows(s_u8: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                 dtype: torch.dtype) -> torch.Tensor:
-    """F.linear(s_u8.to(dtype), weight, bias) over the flattened rows, a chunk of rows at a time."""
+                 dtype: torch.dtype) -> tuple[torch.Tensor, int | None]:
+    """(F.linear(s_u8.to(dtype), weight, bias), number of spikes or None) over the flattened rows: through the
+    spike kernels (:mod:`~dnmsnn.functional.spike_matmul`) where they apply, else a chunk of rows at a time."""
     s2 = s_u8.reshape(-1, s_u8.shape[-1])
     y = POOL.empty((s2.shape[0], weight.shape[0]), dtype, s_u8.device)
-    w_t = weight.t()
-    for rows, sf in _chunks(s2, dtype):
-        if bias is None:
-            torch.mm(sf, w_t, out=y[rows])
-        else:
-            torch.addmm(bias, sf, w_t, out=y[rows])
-    return y.view(*s_u8.shape[:-1], weight.shape[0])
+    ones = count_ones(s2, weight) if dtype == torch.float32 else None
+    if ones is not None:
+        spike_linear_rows(s2, ones, weight, bias, y)
+    else:
+        w_t = weight.t()
+        for rows, sf in _chunks(s2, dtype):
+            if bias is None:
+                torch.mm(sf, w_t, out=y[rows])
+            else:
+                torch.addmm(bias, sf, w_t, out=y[rows])
+    return y.view(*s_u8.shape[:-1], weight.shape[0]), ones
 
 
-def _weight_grad(g: torch.Tensor, s_u8: torch.Tensor) -> torch.Tensor:
-    """g^T s for rows g [R, out] and uint8 0/1 rows s [R, in], a chunk of rows at a time."""
-    gw = None
+def _weight_grad(g: torch.Tensor, s_u8: torch.Tensor, ones: int | None) -> torch.Tensor:
+    """g^T s for rows g [R, out] and uint8 0/1 rows s [R, in]: the spike kernel, or a chunk of rows at a time."""
+    gw = spike_weight_grad(g, s_u8, ones)
+    if gw is not None:
+        return gw
     for rows, sf in _chunks(s_u8, g.dtype):
         gw = g[rows].t().mm(sf) if gw is None else gw.addmm_(g[rows].t(), sf)
     return gw if gw is not None else g.new_zeros(g.shape[1], s_u8.shape[1])

@@ -273,8 +273,17 @@ at::Tensor lif_backward(const at::Tensor& grad_s, const at::Tensor& h, const at:
 
 }  // namespace
 
+// spike_matmul.cpp
+int64_t spike_count(const at::Tensor& s);
+at::Tensor spike_linear(const at::Tensor& s, int64_t ones, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                        at::Tensor out);
+at::Tensor spike_weight_grad(const at::Tensor& g, const at::Tensor& s, int64_t ones);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "dnmsnn fused LIF/IF sequence kernels (CPU)";
+  m.doc() = "dnmsnn CPU kernels: fused LIF/IF sequences, spike matmuls";
   m.def("lif_forward", &lif_forward, "fused LIF/IF forward over [T, N] into preallocated spikes (and H)");
   m.def("lif_backward", &lif_backward, "fused LIF/IF BPTT backward over [T, N] into a preallocated grad_x");
+  m.def("spike_count", &spike_count, "ones in a 0/1 tensor, or -1 if it holds another value");
+  m.def("spike_linear", &spike_linear, "s W^T + b for 0/1 spikes s [R, K], into out [R, M]");
+  m.def("spike_weight_grad", &spike_weight_grad, "g^T s [M, K] for 0/1 spikes s [R, K]");
 }

@@ -216,5 +216,7 @@ def neuron_linear_sequence(x: torch.Tensor, p: NeuronParameters, weight: torch.T
         from .fused import fused_neuron_linear
 
         return fused_neuron_linear(x, p, _TEMPORAL_GRAD.get(), weight, bias)
+    from .spike_matmul import linear
+
     spikes, _ = neuron_sequence(x, p)
-    return torch.nn.functional.linear(spikes, weight, bias)
+    return linear(spikes, weight, bias)

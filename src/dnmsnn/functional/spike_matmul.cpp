@@ -1,0 +1,351 @@
+// Matrix products with a 0/1 (spike) operand on the CPU, without multiplications.
+//
+// Built into the same extension as lif_kernel.cpp (see cpp.py) and called from fused.py, which documents
+// when each is used. For spikes s [R, K] (uint8, or float holding only 0 and 1), weights W [M, K] and
+// gradients g [R, M]:
+//
+//   forward       y[r, :]  = b + sum_{j : s[r,j] = 1} W^T[j, :]        (y = s W^T + b)
+//   weight grad   dW^T[j, :] = sum_{r : s[r,j] = 1} g[r, :]            (dW = g^T s)
+//
+// Two algorithms, chosen from the density of s (forward: per row of s, so a row's result never depends on the
+// rest of the batch; weight gradient: per call):
+//   * gather: add the selected rows (cost ~ number of spikes); used below kGatherDensity;
+//   * four Russians: for every group of 4 columns of s (forward) or 4 rows (weight grad), a table of the
+//     16 possible sums of the 4 rows is built once, and each output row adds one table entry per group,
+//     i.e. K/4 additions per row whatever the density (used for dense 0/1 operands such as a rate-coded
+//     input layer). Tables are built and read one block of kColBlock output columns at a time (L2-sized).
+// Every sum runs over j (or r) in ascending order inside fixed groups, so the result does not depend on
+// the number of threads; it equals the dense product up to float rounding (a different summation order).
+// Rows of the other operand are padded to a multiple of the vector length (16 floats) internally.
+// Parallel over output rows with std::thread (the extension is built without OpenMP).
+
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace {
+
+typedef float Vec __attribute__((vector_size(64), aligned(4)));  // 16 floats; AVX-512, or 2-4 narrower ops
+constexpr int64_t kVL = 16;
+constexpr int64_t kMaxVecs = 16;   // gather: output columns per pass (256 floats in registers)
+constexpr int64_t kColBlock = 64;  // four Russians: output columns per table block (4 vectors)
+constexpr int64_t kBlockVecs = kColBlock / kVL;
+constexpr double kGatherDensity = 0.2;  // below: gather; above: four Russians (measured crossover ~0.25)
+
+inline Vec load(const float* p) { Vec v; std::memcpy(&v, p, sizeof(Vec)); return v; }
+inline void store(float* p, Vec v) { std::memcpy(p, &v, sizeof(Vec)); }
+inline int64_t pad_vl(int64_t m) { return (m + kVL - 1) / kVL * kVL; }
+
+// Run f(begin, end) over [0, n) split into at most at::get_num_threads() contiguous parts.
+template <typename F>
+void parallel_rows(int64_t n, int64_t min_per_thread, const F& f) {
+  const int64_t want = std::min<int64_t>(at::get_num_threads(), std::max<int64_t>(1, n / std::max<int64_t>(1, min_per_thread)));
+  if (want <= 1) { f(0, n); return; }
+  std::vector<std::thread> pool;
+  const int64_t step = (n + want - 1) / want;
+  for (int64_t t = 1; t < want; ++t) {
+    const int64_t b = t * step, e = std::min(n, b + step);
+    if (b < e) pool.emplace_back([&f, b, e] { f(b, e); });
+  }
+  f(0, std::min(n, step));
+  for (auto& th : pool) th.join();
+}
+
+// out[0:width] = init + sum_k base[idx[k] * stride + 0:width] (rows of base padded to NV vectors)
+template <int NV>
+void accumulate_rows(const int32_t* idx, int64_t n, const float* base, int64_t stride, const float* init,
+                     float* out, int64_t width) {
+  Vec acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = init ? load(init + v * kVL) : Vec{};
+  for (int64_t k = 0; k < n; ++k) {
+    const float* p = base + static_cast<int64_t>(idx[k]) * stride;
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) acc[v] += load(p + v * kVL);
+  }
+  float tmp[NV * kVL];
+  for (int v = 0; v < NV; ++v) store(tmp + v * kVL, acc[v]);
+  std::memcpy(out, tmp, sizeof(float) * width);
+}
+
+using AccumulateFn = void (*)(const int32_t*, int64_t, const float*, int64_t, const float*, float*, int64_t);
+
+AccumulateFn accumulate_for(int64_t vecs) {
+  static const AccumulateFn table[kMaxVecs + 1] = {
+      nullptr, accumulate_rows<1>, accumulate_rows<2>, accumulate_rows<3>, accumulate_rows<4>,
+      accumulate_rows<5>, accumulate_rows<6>, accumulate_rows<7>, accumulate_rows<8>, accumulate_rows<9>,
+      accumulate_rows<10>, accumulate_rows<11>, accumulate_rows<12>, accumulate_rows<13>,
+      accumulate_rows<14>, accumulate_rows<15>, accumulate_rows<16>};
+  return table[vecs];
+}
+
+// out[0:M] = init + sum over the listed rows of base, a pass of up to kMaxVecs vectors at a time
+void accumulate_listed(const int32_t* idx, int64_t n, const float* base, int64_t stride, const float* init,
+                       float* out, int64_t M) {
+  for (int64_t c0 = 0; c0 < M; c0 += kMaxVecs * kVL) {
+    const int64_t width = std::min(kMaxVecs * kVL, M - c0);
+    accumulate_for((width + kVL - 1) / kVL)(idx, n, base + c0, stride, init ? init + c0 : nullptr, out + c0, width);
+  }
+}
+
+// ---- operands: s as 0/1 bytes or 0/1 floats -------------------------------------------------------------
+
+// Count the ones of s (n values); -1 if s holds anything but 0 and 1. Branch-free blocks, so it vectorises.
+template <typename In>
+int64_t count_binary(const In* s, int64_t n) {
+  int64_t ones = 0;
+  constexpr int64_t kBlock = 4096;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    int32_t block_ones = 0, bad = 0;
+    for (int64_t i = b; i < e; ++i) {
+      const In x = s[i];
+      block_ones += static_cast<int32_t>(x == In(1));
+      bad |= static_cast<int32_t>((x != In(0)) & (x != In(1)));
+    }
+    if (bad) return -1;
+    ones += block_ones;
+  }
+  return ones;
+}
+
+// bits[j] = (s[j] != 0) for one row of K values (vectorises)
+template <typename In>
+inline void row_bits(const In* s, int64_t K, uint8_t* bits) {
+  for (int64_t j = 0; j < K; ++j) bits[j] = static_cast<uint8_t>(s[j] != In(0));
+}
+
+// ---- forward -------------------------------------------------------------------------------------------
+
+// tab[g][p][0:kColBlock] = sum_{i in bits(p)} rows[first + (4g + i) * step][c0 : c0 + kColBlock], for g in [0, G)
+// (rows beyond `count` are zero); `row(i)` gives the pointer to padded row i.
+template <typename RowFn>
+void build_tables(int64_t G, int64_t count, const RowFn& row, int64_t c0, float* tab) {
+  for (int64_t g = 0; g < G; ++g) {
+    float* t = tab + g * 16 * kColBlock;
+    std::memset(t, 0, sizeof(float) * kColBlock);
+    for (int p = 1; p < 16; ++p) {
+      const int low = __builtin_ctz(p);
+      const int64_t i = 4 * g + low;
+      const float* prev = t + (p & (p - 1)) * kColBlock;
+      float* cur = t + p * kColBlock;
+      if (i < count) {
+        const float* src = row(i) + c0;
+        for (int v = 0; v < kBlockVecs; ++v) store(cur + v * kVL, load(prev + v * kVL) + load(src + v * kVL));
+      } else {
+        std::memcpy(cur, prev, sizeof(float) * kColBlock);
+      }
+    }
+  }
+}
+
+// y[r, :] for the listed rows r = dense[i], whose 4-column nibbles are nib[i * G ...]
+inline void four_russians_rows(const uint8_t* nib, const std::vector<int64_t>& dense, int64_t G, int64_t K,
+                               const float* wt, int64_t Mp, const float* bias, float* y, int64_t M) {
+  std::vector<float> tab(static_cast<size_t>(G * 16 * kColBlock));
+  const int64_t n = static_cast<int64_t>(dense.size());
+  for (int64_t c0 = 0; c0 < M; c0 += kColBlock) {
+    build_tables(G, K, [&](int64_t i) { return wt + i * Mp; }, c0, tab.data());
+    const int64_t width = std::min(kColBlock, M - c0);
+    for (int64_t i = 0; i < n; i += 2) {  // two rows at a time: twice the independent additions in flight
+      const bool two = i + 1 < n;
+      const uint8_t* na = nib + i * G;
+      const uint8_t* nb = two ? na + G : na;
+      Vec a[kBlockVecs], c[kBlockVecs];
+      for (int v = 0; v < kBlockVecs; ++v) a[v] = c[v] = bias ? load(bias + c0 + v * kVL) : Vec{};
+      for (int64_t g = 0; g < G; ++g) {
+        const float* ea = tab.data() + (g * 16 + na[g]) * kColBlock;
+        const float* eb = tab.data() + (g * 16 + nb[g]) * kColBlock;
+        for (int v = 0; v < kBlockVecs; ++v) { a[v] += load(ea + v * kVL); c[v] += load(eb + v * kVL); }
+      }
+      float tmp[kColBlock];
+      for (int v = 0; v < kBlockVecs; ++v) store(tmp + v * kVL, a[v]);
+      std::memcpy(y + dense[i] * M + c0, tmp, sizeof(float) * width);
+      if (two) {
+        for (int v = 0; v < kBlockVecs; ++v) store(tmp + v * kVL, c[v]);
+        std::memcpy(y + dense[i + 1] * M + c0, tmp, sizeof(float) * width);
+      }
+    }
+  }
+}
+
+// Per row: fewer than kGatherDensity ones -> gather, else four Russians. The choice depends on the row alone,
+// so a row gives bitwise the same result whatever else is in the batch (one step or all T steps at once).
+template <typename In>
+void forward_rows(const In* s, int64_t R, int64_t K, const float* wt, int64_t Mp, const float* bias, float* y,
+                  int64_t M) {
+  const int64_t G = (K + 3) / 4;
+  parallel_rows(R, 64, [&](int64_t r0, int64_t r1) {
+    std::vector<uint8_t> bits(static_cast<size_t>(4 * G), 0), nib;
+    std::vector<int32_t> idx(K);
+    std::vector<int64_t> dense;
+    for (int64_t r = r0; r < r1; ++r) {
+      row_bits(s + r * K, K, bits.data());
+      int64_t n = 0;
+      for (int64_t j = 0; j < K; ++j) n += bits[j];
+      if (static_cast<double>(n) < kGatherDensity * static_cast<double>(K)) {
+        n = 0;
+        for (int64_t j = 0; j < K; ++j) { idx[n] = static_cast<int32_t>(j); n += bits[j]; }
+        accumulate_listed(idx.data(), n, wt, Mp, bias, y + r * M, M);
+      } else {
+        dense.push_back(r);
+        nib.resize(dense.size() * G);
+        uint8_t* o = nib.data() + (dense.size() - 1) * G;
+        const uint8_t* bt = bits.data();
+        for (int64_t g = 0; g < G; ++g)
+          o[g] = static_cast<uint8_t>(bt[4 * g] | (bt[4 * g + 1] << 1) | (bt[4 * g + 2] << 2) | (bt[4 * g + 3] << 3));
+      }
+    }
+    if (!dense.empty()) four_russians_rows(nib.data(), dense, G, K, wt, Mp, bias, y, M);
+  });
+}
+
+// ---- weight gradient -----------------------------------------------------------------------------------
+
+template <typename In>
+void weight_grad_gather(const In* s, int64_t R, int64_t K, const float* g, int64_t Mp, float* dwt, int64_t M) {
+  parallel_rows(K, 16, [&](int64_t j0, int64_t j1) {
+    const int64_t J = j1 - j0;
+    std::vector<int32_t> start(J + 1, 0);
+    for (int64_t r = 0; r < R; ++r) {
+      const In* row = s + r * K;
+      for (int64_t j = j0; j < j1; ++j) start[j - j0 + 1] += (row[j] != In(0));
+    }
+    for (int64_t j = 0; j < J; ++j) start[j + 1] += start[j];
+    std::vector<int32_t> rows(start[J]);
+    std::vector<int32_t> pos(start.begin(), start.end() - 1);
+    for (int64_t r = 0; r < R; ++r) {
+      const In* row = s + r * K;
+      for (int64_t j = j0; j < j1; ++j)
+        if (row[j] != In(0)) rows[pos[j - j0]++] = static_cast<int32_t>(r);
+    }
+    for (int64_t j = 0; j < J; ++j)
+      accumulate_listed(rows.data() + start[j], start[j + 1] - start[j], g, Mp, nullptr, dwt + (j0 + j) * M, M);
+  });
+}
+
+template <typename In>
+void weight_grad_four_russians(const In* s, int64_t R, int64_t K, const float* g, int64_t Mp, float* dwt,
+                               int64_t M) {
+  const int64_t Q = (R + 3) / 4;  // groups of 4 rows of s (and of g)
+  constexpr int64_t kSlab = 128;  // row groups whose tables are resident at once (128 x 16 x 64 floats = 512 KB)
+  parallel_rows(K, 16, [&](int64_t j0, int64_t j1) {
+    const int64_t J = j1 - j0;
+    // nibT[j * Q + q] = bits s[4q .. 4q+3, j] (bit i = row 4q+i): built row-group by row-group into
+    // nibQ [Q, J] (sequential), then transposed in tiles
+    std::vector<uint8_t> nibQ(static_cast<size_t>(Q * J), 0), bits(static_cast<size_t>(J));
+    for (int64_t r = 0; r < R; ++r) {
+      row_bits(s + r * K + j0, J, bits.data());
+      uint8_t* o = nibQ.data() + (r >> 2) * J;
+      const int sh = static_cast<int>(r & 3);
+      for (int64_t j = 0; j < J; ++j) o[j] |= static_cast<uint8_t>(bits[j] << sh);
+    }
+    std::vector<uint8_t> nibT(static_cast<size_t>(J * Q));
+    constexpr int64_t kTile = 64;
+    for (int64_t qb = 0; qb < Q; qb += kTile)
+      for (int64_t jb = 0; jb < J; jb += kTile)
+        for (int64_t j = jb; j < std::min(J, jb + kTile); ++j)
+          for (int64_t q = qb; q < std::min(Q, qb + kTile); ++q) nibT[j * Q + q] = nibQ[q * J + j];
+    std::vector<float> tab(static_cast<size_t>(kSlab * 16 * kColBlock));
+    for (int64_t c0 = 0; c0 < M; c0 += kColBlock) {
+      const int64_t width = std::min(kColBlock, M - c0);
+      for (int64_t q0 = 0; q0 < Q; q0 += kSlab) {
+        const int64_t nq = std::min(kSlab, Q - q0);
+        build_tables(nq, R - 4 * q0, [&](int64_t i) { return g + (4 * q0 + i) * Mp; }, c0, tab.data());
+        for (int64_t j = 0; j < J; ++j) {
+          const uint8_t* nj = nibT.data() + j * Q + q0;
+          float* out = dwt + (j0 + j) * M + c0;
+          Vec acc[kBlockVecs];
+          if (q0 == 0) {
+            for (int v = 0; v < kBlockVecs; ++v) acc[v] = Vec{};
+          } else {
+            float tmp[kColBlock] = {};
+            std::memcpy(tmp, out, sizeof(float) * width);
+            for (int v = 0; v < kBlockVecs; ++v) acc[v] = load(tmp + v * kVL);
+          }
+          for (int64_t q = 0; q < nq; ++q) {
+            const float* e = tab.data() + (q * 16 + nj[q]) * kColBlock;
+            for (int v = 0; v < kBlockVecs; ++v) acc[v] += load(e + v * kVL);
+          }
+          float tmp[kColBlock];
+          for (int v = 0; v < kBlockVecs; ++v) store(tmp + v * kVL, acc[v]);
+          std::memcpy(out, tmp, sizeof(float) * width);
+        }
+      }
+    }
+  });
+}
+
+// ---- entry points --------------------------------------------------------------------------------------
+
+void check_spikes(const at::Tensor& s) {
+  TORCH_CHECK(s.dim() == 2 && s.is_contiguous() && s.device().is_cpu(), "spikes must be a contiguous CPU [R, K] tensor");
+  TORCH_CHECK(s.scalar_type() == at::kByte || s.scalar_type() == at::kFloat, "spikes must be uint8 or float32");
+}
+
+// A copy of m [rows, M] (float32) with rows padded to a multiple of 16 floats (zeros); m itself if already so.
+at::Tensor padded_rows(const at::Tensor& m) {
+  const int64_t M = m.size(1), Mp = pad_vl(M);
+  if (Mp == M && m.is_contiguous()) return m;
+  at::Tensor out = at::zeros({m.size(0), Mp}, m.options());
+  out.narrow(1, 0, M).copy_(m);
+  return out;
+}
+
+template <typename F>
+auto with_spikes(const at::Tensor& s, const F& f) {
+  return s.scalar_type() == at::kByte ? f(s.data_ptr<uint8_t>()) : f(s.data_ptr<float>());
+}
+
+}  // namespace
+
+// Ones in the 0/1 tensor s (uint8 or float32, contiguous), or -1 if it holds any other value.
+int64_t spike_count(const at::Tensor& s) {
+  TORCH_CHECK(s.is_contiguous() && s.device().is_cpu(), "spikes must be a contiguous CPU tensor");
+  TORCH_CHECK(s.scalar_type() == at::kByte || s.scalar_type() == at::kFloat, "spikes must be uint8 or float32");
+  return with_spikes(s, [&](auto p) { return count_binary(p, s.numel()); });
+}
+
+// y = s W^T (+ b) for 0/1 spikes s [R, K] (`ones`, from spike_count, is checked only), W [M, K] float32.
+at::Tensor spike_linear(const at::Tensor& s, int64_t ones, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                        at::Tensor out) {
+  check_spikes(s);
+  TORCH_CHECK(ones >= 0, "spike_linear needs a 0/1 operand (spike_count >= 0)");
+  TORCH_CHECK(weight.dim() == 2 && weight.scalar_type() == at::kFloat && weight.size(1) == s.size(1),
+              "weight must be float32 [M, K]");
+  TORCH_CHECK(out.dim() == 2 && out.is_contiguous() && out.size(0) == s.size(0) && out.size(1) == weight.size(0) &&
+                  out.scalar_type() == at::kFloat, "out must be contiguous float32 [R, M]");
+  const int64_t R = s.size(0), K = s.size(1), M = weight.size(0);
+  const at::Tensor wt = padded_rows(weight.t().contiguous());
+  at::Tensor b;
+  if (bias.has_value() && bias->defined()) b = padded_rows(bias->reshape({1, M}).to(at::kFloat));
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  with_spikes(s, [&](auto p) {
+    forward_rows(p, R, K, wt.data_ptr<float>(), wt.size(1), bp, out.data_ptr<float>(), M);
+    return 0;
+  });
+  return out;
+}
+
+// dW = g^T s [M, K] for gradients g [R, M] float32 and 0/1 spikes s [R, K] with `ones` ones.
+at::Tensor spike_weight_grad(const at::Tensor& g, const at::Tensor& s, int64_t ones) {
+  check_spikes(s);
+  TORCH_CHECK(g.dim() == 2 && g.scalar_type() == at::kFloat && g.size(0) == s.size(0), "grad must be float32 [R, M]");
+  const int64_t R = s.size(0), K = s.size(1), M = g.size(1);
+  const at::Tensor gp = padded_rows(g.contiguous());
+  at::Tensor dwt = at::empty({K, M}, g.options());
+  const bool gather = static_cast<double>(ones) < kGatherDensity * static_cast<double>(R) * static_cast<double>(K);
+  with_spikes(s, [&](auto p) {
+    if (gather)
+      weight_grad_gather(p, R, K, gp.data_ptr<float>(), gp.size(1), dwt.data_ptr<float>(), M);
+    else
+      weight_grad_four_russians(p, R, K, gp.data_ptr<float>(), gp.size(1), dwt.data_ptr<float>(), M);
+    return 0;
+  });
+  return dwt.t().contiguous();
+}
