@@ -16,8 +16,10 @@
 //     input layer). Tables are built and read one block of kColBlock output columns at a time (L2-sized).
 // Every sum runs over j (or r) in ascending order inside fixed groups, so the result does not depend on
 // the number of threads; it equals the dense product up to float rounding (a different summation order).
-// Rows of the other operand are padded to a multiple of the vector length (16 floats) internally.
-// Parallel over output rows with std::thread (the extension is built without OpenMP).
+// The other operand is read in whole vectors and blocks that end inside its rows (overlapping the block
+// before when needed), so it is copied only when narrower than one block.
+// Parallel over rows of s (forward) or columns of s (weight gradient) with std::thread (the extension is
+// built without OpenMP).
 
 #include <torch/extension.h>
 
@@ -36,11 +38,14 @@ constexpr int64_t kVL = 16;
 constexpr int64_t kMaxVecs = 16;   // gather: output columns per pass (256 floats in registers)
 constexpr int64_t kColBlock = 64;  // four Russians: output columns per table block (4 vectors)
 constexpr int64_t kBlockVecs = kColBlock / kVL;
+// four Russians: groups whose tables are resident at once (measured best: forward 16 x 16 x 64 floats = 64 KB,
+// weight gradient 128 x 16 x 64 floats = 512 KB; smaller slabs pay more for the partial sums' round trips)
+constexpr int64_t kForwardGroups = 16;
+constexpr int64_t kGradGroups = 128;
 constexpr double kGatherDensity = 0.2;  // below: gather; above: four Russians (measured crossover ~0.25)
 
 inline Vec load(const float* p) { Vec v; std::memcpy(&v, p, sizeof(Vec)); return v; }
 inline void store(float* p, Vec v) { std::memcpy(p, &v, sizeof(Vec)); }
-inline int64_t pad_vl(int64_t m) { return (m + kVL - 1) / kVL * kVL; }
 
 // Run f(begin, end) over [0, n) split into at most at::get_num_threads() contiguous parts.
 template <typename F>
@@ -57,20 +62,29 @@ void parallel_rows(int64_t n, int64_t min_per_thread, const F& f) {
   for (auto& th : pool) th.join();
 }
 
-// out[0:width] = init + sum_k base[idx[k] * stride + 0:width] (rows of base padded to NV vectors)
+// out[0:width] = init + sum_k base[idx[k] * stride + 0:width], NV vectors of 16 floats. With width >= 16 the
+// last vector is taken at width - 16 (overlapping the one before it: the same columns, the same sums), so
+// nothing outside [0, width) is read or written; narrower rows need base rows (and init) padded to 16 floats.
 template <int NV>
 void accumulate_rows(const int32_t* idx, int64_t n, const float* base, int64_t stride, const float* init,
                      float* out, int64_t width) {
+  int64_t off[NV];
+  for (int v = 0; v < NV; ++v) off[v] = v * kVL;
+  if (width >= kVL) off[NV - 1] = width - kVL;
   Vec acc[NV];
-  for (int v = 0; v < NV; ++v) acc[v] = init ? load(init + v * kVL) : Vec{};
+  for (int v = 0; v < NV; ++v) acc[v] = init ? load(init + off[v]) : Vec{};
   for (int64_t k = 0; k < n; ++k) {
     const float* p = base + static_cast<int64_t>(idx[k]) * stride;
 #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) acc[v] += load(p + v * kVL);
+    for (int v = 0; v < NV; ++v) acc[v] += load(p + off[v]);
   }
-  float tmp[NV * kVL];
-  for (int v = 0; v < NV; ++v) store(tmp + v * kVL, acc[v]);
-  std::memcpy(out, tmp, sizeof(float) * width);
+  if (width >= kVL) {
+    for (int v = 0; v < NV; ++v) store(out + off[v], acc[v]);
+  } else {
+    float tmp[kVL];
+    store(tmp, acc[0]);
+    std::memcpy(out, tmp, sizeof(float) * width);
+  }
 }
 
 using AccumulateFn = void (*)(const int32_t*, int64_t, const float*, int64_t, const float*, float*, int64_t);
@@ -84,14 +98,20 @@ AccumulateFn accumulate_for(int64_t vecs) {
   return table[vecs];
 }
 
-// out[0:M] = init + sum over the listed rows of base, a pass of up to kMaxVecs vectors at a time
+// out[0:M] = init + sum over the listed rows of base, a pass of up to kMaxVecs vectors at a time (a last pass
+// narrower than one vector is moved back to end at M: rows of base need no padding when M >= 16)
 void accumulate_listed(const int32_t* idx, int64_t n, const float* base, int64_t stride, const float* init,
                        float* out, int64_t M) {
-  for (int64_t c0 = 0; c0 < M; c0 += kMaxVecs * kVL) {
-    const int64_t width = std::min(kMaxVecs * kVL, M - c0);
+  for (int64_t c = 0; c < M; c += kMaxVecs * kVL) {
+    int64_t c0 = c, width = std::min(kMaxVecs * kVL, M - c);
+    if (width < kVL && M >= kVL) c0 = M - kVL, width = kVL;
     accumulate_for((width + kVL - 1) / kVL)(idx, n, base + c0, stride, init ? init + c0 : nullptr, out + c0, width);
   }
 }
+
+// Start of the kColBlock-wide column block that begins at c: moved back to end at M when it would run past
+// M (needs M >= kColBlock; narrower operands are padded by the caller)
+inline int64_t block_start(int64_t c, int64_t M) { return std::min(c, M - kColBlock); }
 
 // ---- operands: s as 0/1 bytes or 0/1 floats -------------------------------------------------------------
 
@@ -144,40 +164,55 @@ void build_tables(int64_t G, int64_t count, const RowFn& row, int64_t c0, float*
   }
 }
 
-// y[r, :] for the listed rows r = dense[i], whose 4-column nibbles are nib[i * G ...]
+// y[r, :] for the listed rows r = dense[i], whose 4-column nibbles are nib[i * G ...]. Per block of kColBlock
+// output columns, the groups are taken kForwardGroups at a time (their tables stay near the core); the partial
+// sums wait in `part` between slabs (float stores and loads are exact, so
+// the order of additions -- bias, then group 0, 1, ... -- is the same as in one pass).
 inline void four_russians_rows(const uint8_t* nib, const std::vector<int64_t>& dense, int64_t G, int64_t K,
-                               const float* wt, int64_t Mp, const float* bias, float* y, int64_t M) {
-  std::vector<float> tab(static_cast<size_t>(G * 16 * kColBlock));
+                               const float* wt, int64_t stride, const float* bias, float* y, int64_t M) {
+  std::vector<float> tab(static_cast<size_t>(kForwardGroups * 16 * kColBlock));
   const int64_t n = static_cast<int64_t>(dense.size());
-  for (int64_t c0 = 0; c0 < M; c0 += kColBlock) {
-    build_tables(G, K, [&](int64_t i) { return wt + i * Mp; }, c0, tab.data());
-    const int64_t width = std::min(kColBlock, M - c0);
-    for (int64_t i = 0; i < n; i += 2) {  // two rows at a time: twice the independent additions in flight
-      const bool two = i + 1 < n;
-      const uint8_t* na = nib + i * G;
-      const uint8_t* nb = two ? na + G : na;
-      Vec a[kBlockVecs], c[kBlockVecs];
-      for (int v = 0; v < kBlockVecs; ++v) a[v] = c[v] = bias ? load(bias + c0 + v * kVL) : Vec{};
-      for (int64_t g = 0; g < G; ++g) {
-        const float* ea = tab.data() + (g * 16 + na[g]) * kColBlock;
-        const float* eb = tab.data() + (g * 16 + nb[g]) * kColBlock;
-        for (int v = 0; v < kBlockVecs; ++v) { a[v] += load(ea + v * kVL); c[v] += load(eb + v * kVL); }
-      }
-      float tmp[kColBlock];
-      for (int v = 0; v < kBlockVecs; ++v) store(tmp + v * kVL, a[v]);
-      std::memcpy(y + dense[i] * M + c0, tmp, sizeof(float) * width);
-      if (two) {
-        for (int v = 0; v < kBlockVecs; ++v) store(tmp + v * kVL, c[v]);
-        std::memcpy(y + dense[i + 1] * M + c0, tmp, sizeof(float) * width);
+  std::vector<float> part(static_cast<size_t>(n * kColBlock));
+  for (int64_t c = 0; c < M; c += kColBlock) {
+    const int64_t c0 = block_start(c, stride);
+    for (int64_t g0 = 0; g0 < G; g0 += kForwardGroups) {
+      const int64_t ng = std::min(kForwardGroups, G - g0);
+      build_tables(ng, K - 4 * g0, [&](int64_t i) { return wt + (4 * g0 + i) * stride; }, c0, tab.data());
+      for (int64_t i = 0; i < n; i += 2) {  // two rows at a time: twice the independent additions in flight
+        const bool two = i + 1 < n;
+        const uint8_t* na = nib + i * G + g0;
+        const uint8_t* nb = two ? na + G : na;
+        float* pa = part.data() + i * kColBlock;
+        float* pb = two ? pa + kColBlock : pa;
+        Vec a[kBlockVecs], c[kBlockVecs];
+        for (int v = 0; v < kBlockVecs; ++v) {
+          if (g0 == 0) {
+            a[v] = c[v] = bias ? load(bias + c0 + v * kVL) : Vec{};
+          } else {
+            a[v] = load(pa + v * kVL);
+            c[v] = load(pb + v * kVL);
+          }
+        }
+        for (int64_t g = 0; g < ng; ++g) {
+          const float* ea = tab.data() + (g * 16 + na[g]) * kColBlock;
+          const float* eb = tab.data() + (g * 16 + nb[g]) * kColBlock;
+          for (int v = 0; v < kBlockVecs; ++v) { a[v] += load(ea + v * kVL); c[v] += load(eb + v * kVL); }
+        }
+        for (int v = 0; v < kBlockVecs; ++v) {
+          store(pa + v * kVL, a[v]);
+          if (two) store(pb + v * kVL, c[v]);
+        }
       }
     }
+    const int64_t width = std::min(kColBlock, M - c0);  // < kColBlock only when the rows are padded (M < 64)
+    for (int64_t i = 0; i < n; ++i) std::memcpy(y + dense[i] * M + c0, part.data() + i * kColBlock, sizeof(float) * width);
   }
 }
 
 // Per row: fewer than kGatherDensity ones -> gather, else four Russians. The choice depends on the row alone,
 // so a row gives bitwise the same result whatever else is in the batch (one step or all T steps at once).
 template <typename In>
-void forward_rows(const In* s, int64_t R, int64_t K, const float* wt, int64_t Mp, const float* bias, float* y,
+void forward_rows(const In* s, int64_t R, int64_t K, const float* wt, int64_t stride, const float* bias, float* y,
                   int64_t M) {
   const int64_t G = (K + 3) / 4;
   parallel_rows(R, 64, [&](int64_t r0, int64_t r1) {
@@ -191,7 +226,7 @@ void forward_rows(const In* s, int64_t R, int64_t K, const float* wt, int64_t Mp
       if (static_cast<double>(n) < kGatherDensity * static_cast<double>(K)) {
         n = 0;
         for (int64_t j = 0; j < K; ++j) { idx[n] = static_cast<int32_t>(j); n += bits[j]; }
-        accumulate_listed(idx.data(), n, wt, Mp, bias, y + r * M, M);
+        accumulate_listed(idx.data(), n, wt, stride, bias, y + r * M, M);
       } else {
         dense.push_back(r);
         nib.resize(dense.size() * G);
@@ -201,14 +236,14 @@ void forward_rows(const In* s, int64_t R, int64_t K, const float* wt, int64_t Mp
           o[g] = static_cast<uint8_t>(bt[4 * g] | (bt[4 * g + 1] << 1) | (bt[4 * g + 2] << 2) | (bt[4 * g + 3] << 3));
       }
     }
-    if (!dense.empty()) four_russians_rows(nib.data(), dense, G, K, wt, Mp, bias, y, M);
+    if (!dense.empty()) four_russians_rows(nib.data(), dense, G, K, wt, stride, bias, y, M);
   });
 }
 
 // ---- weight gradient -----------------------------------------------------------------------------------
 
 template <typename In>
-void weight_grad_gather(const In* s, int64_t R, int64_t K, const float* g, int64_t Mp, float* dwt, int64_t M) {
+void weight_grad_gather(const In* s, int64_t R, int64_t K, const float* g, int64_t stride, float* dwt, int64_t M) {
   parallel_rows(K, 16, [&](int64_t j0, int64_t j1) {
     const int64_t J = j1 - j0;
     std::vector<int32_t> start(J + 1, 0);
@@ -225,15 +260,14 @@ void weight_grad_gather(const In* s, int64_t R, int64_t K, const float* g, int64
         if (row[j] != In(0)) rows[pos[j - j0]++] = static_cast<int32_t>(r);
     }
     for (int64_t j = 0; j < J; ++j)
-      accumulate_listed(rows.data() + start[j], start[j + 1] - start[j], g, Mp, nullptr, dwt + (j0 + j) * M, M);
+      accumulate_listed(rows.data() + start[j], start[j + 1] - start[j], g, stride, nullptr, dwt + (j0 + j) * M, M);
   });
 }
 
 template <typename In>
-void weight_grad_four_russians(const In* s, int64_t R, int64_t K, const float* g, int64_t Mp, float* dwt,
+void weight_grad_four_russians(const In* s, int64_t R, int64_t K, const float* g, int64_t stride, float* dwt,
                                int64_t M) {
   const int64_t Q = (R + 3) / 4;  // groups of 4 rows of s (and of g)
-  constexpr int64_t kSlab = 128;  // row groups whose tables are resident at once (128 x 16 x 64 floats = 512 KB)
   parallel_rows(K, 16, [&](int64_t j0, int64_t j1) {
     const int64_t J = j1 - j0;
     // nibT[j * Q + q] = bits s[4q .. 4q+3, j] (bit i = row 4q+i): built row-group by row-group into
@@ -251,32 +285,36 @@ void weight_grad_four_russians(const In* s, int64_t R, int64_t K, const float* g
       for (int64_t jb = 0; jb < J; jb += kTile)
         for (int64_t j = jb; j < std::min(J, jb + kTile); ++j)
           for (int64_t q = qb; q < std::min(Q, qb + kTile); ++q) nibT[j * Q + q] = nibQ[q * J + j];
-    std::vector<float> tab(static_cast<size_t>(kSlab * 16 * kColBlock));
-    for (int64_t c0 = 0; c0 < M; c0 += kColBlock) {
-      const int64_t width = std::min(kColBlock, M - c0);
-      for (int64_t q0 = 0; q0 < Q; q0 += kSlab) {
-        const int64_t nq = std::min(kSlab, Q - q0);
-        build_tables(nq, R - 4 * q0, [&](int64_t i) { return g + (4 * q0 + i) * Mp; }, c0, tab.data());
-        for (int64_t j = 0; j < J; ++j) {
-          const uint8_t* nj = nibT.data() + j * Q + q0;
-          float* out = dwt + (j0 + j) * M + c0;
-          Vec acc[kBlockVecs];
-          if (q0 == 0) {
-            for (int v = 0; v < kBlockVecs; ++v) acc[v] = Vec{};
-          } else {
-            float tmp[kColBlock] = {};
-            std::memcpy(tmp, out, sizeof(float) * width);
-            for (int v = 0; v < kBlockVecs; ++v) acc[v] = load(tmp + v * kVL);
+    std::vector<float> tab(static_cast<size_t>(kGradGroups * 16 * kColBlock)), part(static_cast<size_t>(J * kColBlock));
+    for (int64_t c = 0; c < M; c += kColBlock) {
+      const int64_t c0 = block_start(c, stride);
+      for (int64_t q0 = 0; q0 < Q; q0 += kGradGroups) {
+        const int64_t nq = std::min(kGradGroups, Q - q0);
+        build_tables(nq, R - 4 * q0, [&](int64_t i) { return g + (4 * q0 + i) * stride; }, c0, tab.data());
+        for (int64_t j = 0; j < J; j += 2) {  // two columns at a time: twice the independent additions in flight
+          const bool two = j + 1 < J;
+          const uint8_t* na = nibT.data() + j * Q + q0;
+          const uint8_t* nb = two ? na + Q : na;
+          float* pa = part.data() + j * kColBlock;
+          float* pb = two ? pa + kColBlock : pa;
+          Vec a[kBlockVecs], b[kBlockVecs];
+          for (int v = 0; v < kBlockVecs; ++v) {
+            a[v] = q0 == 0 ? Vec{} : load(pa + v * kVL);
+            b[v] = q0 == 0 ? Vec{} : load(pb + v * kVL);
           }
           for (int64_t q = 0; q < nq; ++q) {
-            const float* e = tab.data() + (q * 16 + nj[q]) * kColBlock;
-            for (int v = 0; v < kBlockVecs; ++v) acc[v] += load(e + v * kVL);
+            const float* ea = tab.data() + (q * 16 + na[q]) * kColBlock;
+            const float* eb = tab.data() + (q * 16 + nb[q]) * kColBlock;
+            for (int v = 0; v < kBlockVecs; ++v) { a[v] += load(ea + v * kVL); b[v] += load(eb + v * kVL); }
           }
-          float tmp[kColBlock];
-          for (int v = 0; v < kBlockVecs; ++v) store(tmp + v * kVL, acc[v]);
-          std::memcpy(out, tmp, sizeof(float) * width);
+          for (int v = 0; v < kBlockVecs; ++v) {
+            store(pa + v * kVL, a[v]);
+            if (two) store(pb + v * kVL, b[v]);
+          }
         }
       }
+      const int64_t width = std::min(kColBlock, M - c0);
+      for (int64_t j = 0; j < J; ++j) std::memcpy(dwt + (j0 + j) * M + c0, part.data() + j * kColBlock, sizeof(float) * width);
     }
   });
 }
@@ -288,11 +326,12 @@ void check_spikes(const at::Tensor& s) {
   TORCH_CHECK(s.scalar_type() == at::kByte || s.scalar_type() == at::kFloat, "spikes must be uint8 or float32");
 }
 
-// A copy of m [rows, M] (float32) with rows padded to a multiple of 16 floats (zeros); m itself if already so.
-at::Tensor padded_rows(const at::Tensor& m) {
-  const int64_t M = m.size(1), Mp = pad_vl(M);
-  if (Mp == M && m.is_contiguous()) return m;
-  at::Tensor out = at::zeros({m.size(0), Mp}, m.options());
+// m [rows, M] (float32) as a contiguous tensor whose rows hold at least `min_width` floats (zero padded, a
+// copy) -- the kernels read whole vectors and column blocks; m itself when it needs nothing.
+at::Tensor readable_rows(const at::Tensor& m, int64_t min_width) {
+  const int64_t M = m.size(1);
+  if (M >= min_width) return m.contiguous();
+  at::Tensor out = at::zeros({m.size(0), min_width}, m.options());
   out.narrow(1, 0, M).copy_(m);
   return out;
 }
@@ -321,9 +360,9 @@ at::Tensor spike_linear(const at::Tensor& s, int64_t ones, const at::Tensor& wei
   TORCH_CHECK(out.dim() == 2 && out.is_contiguous() && out.size(0) == s.size(0) && out.size(1) == weight.size(0) &&
                   out.scalar_type() == at::kFloat, "out must be contiguous float32 [R, M]");
   const int64_t R = s.size(0), K = s.size(1), M = weight.size(0);
-  const at::Tensor wt = padded_rows(weight.t().contiguous());
+  const at::Tensor wt = readable_rows(weight.t(), kColBlock);
   at::Tensor b;
-  if (bias.has_value() && bias->defined()) b = padded_rows(bias->reshape({1, M}).to(at::kFloat));
+  if (bias.has_value() && bias->defined()) b = readable_rows(bias->reshape({1, M}).to(at::kFloat), kColBlock);
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   with_spikes(s, [&](auto p) {
     forward_rows(p, R, K, wt.data_ptr<float>(), wt.size(1), bp, out.data_ptr<float>(), M);
@@ -337,9 +376,9 @@ at::Tensor spike_weight_grad(const at::Tensor& g, const at::Tensor& s, int64_t o
   check_spikes(s);
   TORCH_CHECK(g.dim() == 2 && g.scalar_type() == at::kFloat && g.size(0) == s.size(0), "grad must be float32 [R, M]");
   const int64_t R = s.size(0), K = s.size(1), M = g.size(1);
-  const at::Tensor gp = padded_rows(g.contiguous());
-  at::Tensor dwt = at::empty({K, M}, g.options());
   const bool gather = static_cast<double>(ones) < kGatherDensity * static_cast<double>(R) * static_cast<double>(K);
+  const at::Tensor gp = readable_rows(g, gather ? kVL : kColBlock);
+  at::Tensor dwt = at::empty({K, M}, g.options());
   with_spikes(s, [&](auto p) {
     if (gather)
       weight_grad_gather(p, R, K, gp.data_ptr<float>(), gp.size(1), dwt.data_ptr<float>(), M);
