@@ -2,7 +2,8 @@
 
     python scripts/report_asf.py --runs runs/asf --probes runs/probe
 
-Reads (each optional): ``<runs>/if_s*``, ``lif_s*``, ``cifar_s*`` (configs/asf_*.yaml), ``cmp_asf`` and
+Reads (each optional): ``<runs>/if_s*``, ``lif_s*``, ``cifar_s*`` (configs/asf_*.yaml), ``if_batch_s*`` and
+``lif_batch_s*`` (the earlier runs with one shared slope per layer), ``cmp_asf``, ``cmp_asf_batch`` and
 ``cmp_bptt`` (the same LeNet and budget trained by asf and by bptt), ``<probes>/<name>`` (1-epoch probes on
 6,000 images that chose the defaults) and ``benchmarks/results/memory_vs_T_*.jsonl``. Writes
 ``reports/figures/asf_*.{png,svg}``, copies each run's config/metrics/results to ``reports/data/asf/`` and
@@ -34,6 +35,15 @@ def epoch_table(label: str, run: Path) -> list[str]:
     by_T = ", ".join(f"T={t}: {100 * v:.2f} %"
                      for t, v in sorted(res["test_acc_by_T"].items(), key=lambda kv: int(kv[0])))
     return out + ["", f"Final test accuracy by test length: {by_T}.", ""]
+
+
+def seed_summary(label: str, runs: list[Path]) -> str:
+    """Mean and sample standard deviation of the final test accuracy over the seeds of one configuration."""
+    import statistics
+
+    accs = [100 * load_results(r)["test_acc"] for r in runs]
+    return (f"{label}: {statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f} % over {len(accs)} seeds "
+            f"({', '.join(f'{a:.2f}' for a in accs)}).")
 
 
 def memory_table(path: Path) -> list[str]:
@@ -84,24 +94,29 @@ def main() -> None:
     root, figs, data = Path(a.runs), Path(a.figures), Path(a.data_out)
     out: list[str] = []
     groups = {"IF": finished(root, "if_s*"), "LIF": finished(root, "lif_s*"),
+              "IF, shared slope": finished(root, "if_batch_s*"), "LIF, shared slope": finished(root, "lif_batch_s*"),
               "CIFAR-10 subset, IF": finished(root, "cifar_*")}
     for label, runs in groups.items():
         for run in runs:
             out += epoch_table(f"MNIST, {label}" if "CIFAR" not in label else label, run)
             copy_run(run, data / run.name)
+        if len(runs) > 1:
+            out += [seed_summary(label, runs), ""]
     mnist = {k: v for k, v in groups.items() if v and "CIFAR" not in k}
     if mnist:
         plot_curves(mnist, figs / "asf_accuracy_per_epoch", keys=("test_acc",))
         plot_acc_vs_T(mnist, figs / "asf_accuracy_vs_T")
 
-    cmp = {r: root / f"cmp_{r}" for r in ("asf", "bptt")}
-    if all((p / "results.json").is_file() for p in cmp.values()):
+    cmp = {r: root / f"cmp_{r}" for r in ("asf", "asf_batch", "bptt")}
+    cmp = {r: p for r, p in cmp.items() if (p / "results.json").is_file()}
+    if len(cmp) > 1:
         out += ["| rule (same LeNet, same budget) | test accuracy | train time (s) | train samples/s |",
                 "|---|---|---|---|"]
-        for r, p in cmp.items():
+        for p in cmp.values():
             res, rows = load_results(p), load_metrics(p)
-            loss = _config(p)["rule"]["loss"]
-            out.append(f"| {r} (loss {loss}) | "
+            cfg = _config(p)
+            slope = f", slope {cfg['rule']['args'].get('slope')}" if cfg["rule"]["name"] == "asf" else ""
+            out.append(f"| {cfg['rule']['name']} (loss {cfg['rule']['loss']}{slope}) | "
                        f"{100 * res['test_acc']:.2f} % | {sum(x['train_time_s'] for x in rows):.0f} | "
                        f"{res['train_samples_per_s_median']:.0f} |")
             copy_run(p, data / p.name)

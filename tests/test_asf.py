@@ -61,6 +61,29 @@ def test_slope_modes():
     assert torch.allclose(asf_slope(fi, fo, "neuron", 9.0), torch.tensor([[0.5, 0.0, 9.0], [9.0, 9.0, 9.0]]))
 
 
+@pytest.mark.parametrize("slope", ["neuron", "batch"])
+@pytest.mark.parametrize("mask", ["silent", "inhibited"])
+def test_slope_masks(slope, mask):
+    """silent: S = 0 where FO = 0; inhibited: S = 0 where FI <= eps, 1/V_th (neuron mode) where FI > 0 but FO = 0."""
+    net = net2("if")  # V_th = 0.625
+    layer = net[1]
+    # the four cases: inhibited (FI < 0), FI = 0, positive input below threshold (FO = 0), firing
+    layer.fi_total = torch.tensor([[-1.0, 0.0, 0.5, 3.0], [-2.0, 0.0, 0.25, 2.0]], dtype=torch.float64)
+    layer.fo_total = torch.tensor([[0.0, 0.0, 0.0, 4.0], [0.0, 0.0, 0.0, 2.0]], dtype=torch.float64)
+    rule = dnmsnn.rules.create("asf", slope=slope, mask=mask)
+    rule.set_slopes(net)
+    got = layer.totals_slope.expand(2, 4)
+    shared = 6.0 / 2.75  # batch: sum FO / sum FI over the layer and the batch
+    if mask == "silent":
+        ratio = [4 / 3, 1.0] if slope == "neuron" else [shared, shared]
+        expected = [[0, 0, 0, ratio[0]], [0, 0, 0, ratio[1]]]
+    elif slope == "neuron":
+        expected = [[0, 0, 1 / 0.625, 4 / 3], [0, 0, 1 / 0.625, 1.0]]
+    else:
+        expected = [[0, 0, shared, shared], [0, 0, shared, shared]]
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64))
+
+
 def test_conv_lenet_runs_and_bias_totals_are_exact():
     torch.manual_seed(0)
     net = Network(dnmsnn.Conv2d(1, 4, 3), IF(strict=True), dnmsnn.AvgPool2d(2), Flatten(), dnmsnn.Dropout(0.2),
@@ -97,8 +120,8 @@ def test_asf_lenet_init_reaches_every_layer():
     x = (torch.rand(10, 8, 1, 28, 28) < 0.3).float()
     net = dnmsnn.models.create("asf_lenet", gain=2.0)
     conv1 = next(m for m in net.modules() if isinstance(m, Conv2d))
-    assert float(conv1.weight.abs().max()) <= 2.0 * math.sqrt(3 / 25) + 1e-6
-    assert float(conv1.weight.abs().max()) > 2.0 * math.sqrt(3 / 25) * 0.9
+    assert float(conv1.weight.detach().abs().max()) <= 2.0 * math.sqrt(3 / 25) + 1e-6
+    assert float(conv1.weight.detach().abs().max()) > 2.0 * math.sqrt(3 / 25) * 0.9
     with torch.no_grad():
         assert net(x)[-1].abs().sum() > 0
     with pytest.raises(InputError, match="init"):

@@ -22,7 +22,11 @@ for ``"sample"`` and 83.6 % for ``"neuron"`` (reports/asf_mnist.md):
 Our choices (the slides are silent): a ratio whose denominator ``FI <= eps`` (no net positive input,
 so FO/FI is meaningless) falls back to ``1 / V_th``, the slope of an IF neuron's rate curve
 FO ~= FI / V_th; negative ratios cannot occur elsewhere since FO >= 0. ``mask="silent"`` zeroes S for
-neurons that did not fire (FO = 0). ``phase1="step"`` (default) runs phase 1 one step at a time, so
+neurons that did not fire (FO = 0): with ``slope="neuron"`` that is the gradient of a ReLU rate model, the
+best IF setting on MNIST, but a layer that starts silent (LIF with tau = 2 at our initialisation) then
+never learns. ``mask="inhibited"`` zeroes S only where the net input FI <= eps and gives neurons that
+received positive input without firing the slope 1 / V_th (per-neuron mode), so silent layers still learn.
+``phase1="step"`` (default) runs phase 1 one step at a time, so
 the memory does not depend on T at all (asf_lenet, batch 64: 45 MB at T = 5 and at T = 80);
 ``phase1="layer"`` runs it layer by layer over all T: no graph is kept, but the transient activations
 grow with T (64 -> 765 MB) -- faster for small fully connected networks (bondarev_mlp at T = 5: 7,400
@@ -43,7 +47,7 @@ from .registry import register_rule
 
 SLOPES = ("sample", "batch", "neuron")
 PHASE1 = ("layer", "step")
-MASKS = ("none", "silent")
+MASKS = ("none", "silent", "inhibited")
 
 
 def asf_slope(fi: torch.Tensor, fo: torch.Tensor, mode: str, fallback: float, eps: float = 1e-6) -> torch.Tensor:
@@ -124,6 +128,10 @@ class ASF(LearningRule):
                 self._running[name] = s
             if self.mask == "silent":
                 s = s * (layer.fo_total > 0).to(s.dtype)
+            elif self.mask == "inhibited":  # ReLU-like: no slope where the net input is <= 0, 1/V_th where a
+                if self.slope == "neuron":  # neuron got positive input but stayed below threshold
+                    s = torch.where(layer.fo_total > 0, s, torch.full_like(s, fallback))
+                s = s * (layer.fi_total > self.eps).to(s.dtype)
             layer.totals_slope = s
 
     @torch.no_grad()
