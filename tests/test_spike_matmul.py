@@ -194,3 +194,15 @@ def test_training_step_matches_dense_products():
 
     for a, b in zip(train(True), train(False), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_double_backward_is_refused_clearly_and_works_when_turned_off():
+    lin = dnmsnn.Linear(8, 4)
+    x = mixed_spikes(10, 8, seed=10).reshape(2, 5, 8).requires_grad_()
+    (g,) = torch.autograd.grad(lin(x).pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|twice"):
+        g.sum().backward()
+    with spike_matmul(False):
+        (g,) = torch.autograd.grad(lin(x).pow(2).sum(), x, create_graph=True)
+        g.sum().backward()
+    assert lin.weight.grad is not None

@@ -15,6 +15,7 @@ Used automatically on CPU float32 by :class:`~dnmsnn.layers.Linear` when its inp
 (checked by one vectorised pass that stops at the first other value), and by the fused LIF -> Linear
 node, unless :func:`~dnmsnn.functional.reference_path` is active, :func:`spike_matmul` turns it off, or
 ``DNMSNN_NO_SPIKE_MATMUL=1`` is set. Without the C++ kernels (no compiler) the dense product is used.
+Higher-order gradients (``create_graph=True`` through such a layer) need ``spike_matmul(False)``.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import contextvars
 import os
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from .._context import setting
 from . import cpp
@@ -88,6 +90,7 @@ class SpikeInputLinear(torch.autograd.Function):
         return out.view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
+    @once_differentiable  # the kernels have no derivative of their own: higher orders need spike_matmul(False)
     def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
         x2, weight = ctx.saved_tensors
         want_x, want_w, want_b = ctx.needs_input_grad[:3]
