@@ -31,6 +31,24 @@ SOURCES = (SOURCE, Path(__file__).with_name("spike_matmul.cpp"))
 CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
 if platform.machine() in ("x86_64", "AMD64"):
     CFLAGS.append("-march=native")
+LDFLAGS: list[str] = []
+
+
+def _torch_runs_libgomp() -> bool:
+    """Whether this process's torch runs on GNU OpenMP (libgomp.so.1 mapped; Linux only). Then the kernels are
+    built with -fopenmp: their DT_NEEDED libgomp.so.1 resolves to the copy torch already loaded (same soname),
+    so at::parallel_for shares torch's thread pool. Any other runtime: no OpenMP (a second runtime would fight
+    torch's spinning threads for the cores), the kernels then split work with std::thread."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+    return any(Path(line.split()[-1]).name.startswith("libgomp") for line in maps.splitlines() if "/" in line)
+
+
+if _torch_runs_libgomp():
+    CFLAGS.append("-fopenmp")
+    LDFLAGS.append("-fopenmp")
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -60,7 +78,7 @@ def module_name() -> str:
     for src in SOURCES:
         key.update(src.read_bytes())
     key.update(_cpu_identity().encode())
-    key.update(" ".join(CFLAGS).encode())
+    key.update(" ".join(CFLAGS + LDFLAGS).encode())
     key.update(f"{torch.__version__}|{sys.version_info[:2]}|{platform.machine()}|{sys.platform}".encode())
     return f"dnmsnn_lif_{key.hexdigest()[:16]}"
 
@@ -85,7 +103,8 @@ def _build(name: str, folder: Path) -> ModuleType:
     print(f"dnmsnn: compiling the C++ kernels once (about a minute; cached in {folder}; "
           "DNMSNN_NO_CPP=1 skips it)", file=sys.stderr, flush=True)
     return cpp_extension.load(name=name, sources=[str(src) for src in SOURCES], build_directory=str(folder),
-                              extra_cflags=CFLAGS, verbose=bool(os.environ.get("DNMSNN_CPP_VERBOSE")))
+                              extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
+                              verbose=bool(os.environ.get("DNMSNN_CPP_VERBOSE")))
 
 
 def load() -> ModuleType | None:

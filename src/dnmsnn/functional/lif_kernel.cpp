@@ -8,8 +8,9 @@
 // Layout: x, H, spikes and gradients are [T, N] contiguous (N = batch x features of one step), the outputs
 // allocated by the caller;
 // the threshold is either one value or N values (already broadcast to one step's shape).
-// Parallel over N (at::parallel_for), sequential over T within a chunk, inner loops over a
-// contiguous run of neurons (vectorisable, branch-free selects).
+// Parallel over N (at::parallel_for: torch's OpenMP pool when cpp.py builds with -fopenmp, else serial),
+// sequential over T within a chunk, inner loops over a contiguous run of neurons (vectorisable, branch-free
+// selects); a neuron's arithmetic does not depend on the split, so neither do the results.
 
 #include <torch/extension.h>
 

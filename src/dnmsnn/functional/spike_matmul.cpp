@@ -18,8 +18,8 @@
 // the number of threads; it equals the dense product up to float rounding (a different summation order).
 // The other operand is read in whole vectors and blocks that end inside its rows (overlapping the block
 // before when needed), so it is copied only when narrower than one block.
-// Parallel over rows of s (forward) or columns of s (weight gradient) with std::thread (the extension is
-// built without OpenMP).
+// Parallel over rows of s (forward) or columns of s (weight gradient): torch's OpenMP pool (at::parallel_for)
+// when built with -fopenmp, else std::thread.
 
 #include <torch/extension.h>
 
@@ -47,9 +47,14 @@ constexpr double kGatherDensity = 0.2;  // below: gather; above: four Russians (
 inline Vec load(const float* p) { Vec v; std::memcpy(&v, p, sizeof(Vec)); return v; }
 inline void store(float* p, Vec v) { std::memcpy(p, &v, sizeof(Vec)); }
 
-// Run f(begin, end) over [0, n) split into at most at::get_num_threads() contiguous parts.
+// Run f(begin, end) over [0, n) in contiguous parts of at least min_per_thread: torch's OpenMP pool when built
+// with -fopenmp (cpp.py does so when torch runs libgomp: one runtime, its threads already awake), else up
+// to at::get_num_threads() std::threads. Every part computes its rows alone, so the split never changes a value.
 template <typename F>
 void parallel_rows(int64_t n, int64_t min_per_thread, const F& f) {
+#ifdef _OPENMP
+  at::parallel_for(0, n, min_per_thread, f);
+#else
   const int64_t want = std::min<int64_t>(at::get_num_threads(), std::max<int64_t>(1, n / std::max<int64_t>(1, min_per_thread)));
   if (want <= 1) { f(0, n); return; }
   std::vector<std::thread> pool;
@@ -60,6 +65,7 @@ void parallel_rows(int64_t n, int64_t min_per_thread, const F& f) {
   }
   f(0, std::min(n, step));
   for (auto& th : pool) th.join();
+#endif
 }
 
 // out[0:width] = init + sum_k base[idx[k] * stride + 0:width], NV vectors of 16 floats. With width >= 16 the
