@@ -100,7 +100,7 @@ def main() -> None:
         for run in runs:
             out += epoch_table(f"MNIST, {label}" if "CIFAR" not in label else label, run)
             copy_run(run, data / run.name)
-        if len(runs) > 1:
+        if len(runs) > 1 and "CIFAR" not in label:  # the two CIFAR runs differ in lr, not seed
             out += [seed_summary(label, runs), ""]
     mnist = {k: v for k, v in groups.items() if v and "CIFAR" not in k}
     if mnist:
