@@ -176,7 +176,7 @@ void build_tables(int64_t G, int64_t count, const RowFn& row, int64_t c0, float*
 // the order of additions -- bias, then group 0, 1, ... -- is the same as in one pass).
 inline void four_russians_rows(const uint8_t* nib, const std::vector<int64_t>& dense, int64_t G, int64_t K,
                                const float* wt, int64_t stride, const float* bias, float* y, int64_t M) {
-  std::vector<float> tab(static_cast<size_t>(kForwardGroups * 16 * kColBlock));
+  std::vector<float> tab(static_cast<size_t>(std::min(kForwardGroups, G) * 16 * kColBlock));
   const int64_t n = static_cast<int64_t>(dense.size());
   std::vector<float> part(static_cast<size_t>(n * kColBlock));
   for (int64_t c = 0; c < M; c += kColBlock) {
@@ -291,7 +291,7 @@ void weight_grad_four_russians(const In* s, int64_t R, int64_t K, const float* g
       for (int64_t jb = 0; jb < J; jb += kTile)
         for (int64_t j = jb; j < std::min(J, jb + kTile); ++j)
           for (int64_t q = qb; q < std::min(Q, qb + kTile); ++q) nibT[j * Q + q] = nibQ[q * J + j];
-    std::vector<float> tab(static_cast<size_t>(kGradGroups * 16 * kColBlock)), part(static_cast<size_t>(J * kColBlock));
+    std::vector<float> tab(static_cast<size_t>(std::min(kGradGroups, Q) * 16 * kColBlock)), part(static_cast<size_t>(J * kColBlock));
     for (int64_t c = 0; c < M; c += kColBlock) {
       const int64_t c0 = block_start(c, stride);
       for (int64_t q0 = 0; q0 < Q; q0 += kGradGroups) {
