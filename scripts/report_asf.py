@@ -3,7 +3,8 @@
     python scripts/report_asf.py --runs runs/asf --probes runs/probe
 
 Reads (each optional): ``<runs>/if_s*``, ``lif_s*``, ``cifar_s*`` (configs/asf_*.yaml), ``if_batch_s*`` and
-``lif_batch_s*`` (the earlier runs with one shared slope per layer), ``cmp_asf``, ``cmp_asf_batch`` and
+``lif_batch_s*`` (the earlier runs with one shared slope per layer), ``if_inhibited_s*``
+(``mask: inhibited``), ``cmp_asf``, ``cmp_asf_batch`` and
 ``cmp_bptt`` (the same LeNet and budget trained by asf and by bptt), ``<probes>/<name>`` (1-epoch probes on
 6,000 images that chose the defaults) and ``benchmarks/results/memory_vs_T_*.jsonl``. Writes
 ``reports/figures/asf_*.{png,svg}``, copies each run's config/metrics/results to ``reports/data/asf/`` and
@@ -95,6 +96,7 @@ def main() -> None:
     out: list[str] = []
     groups = {"IF": finished(root, "if_s*"), "LIF": finished(root, "lif_s*"),
               "IF, shared slope": finished(root, "if_batch_s*"), "LIF, shared slope": finished(root, "lif_batch_s*"),
+              "IF, inhibited mask": finished(root, "if_inhibited_s*"),
               "CIFAR-10 subset, IF": finished(root, "cifar_*")}
     for label, runs in groups.items():
         for run in runs:
