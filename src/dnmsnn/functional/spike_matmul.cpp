@@ -170,10 +170,42 @@ void build_tables(int64_t G, int64_t count, const RowFn& row, int64_t c0, float*
   }
 }
 
+// For the n items i (rows of the forward, columns of s in the weight gradient), whose table indices are
+// idx[i * idx_stride + g]: part[i] (kColBlock floats) = (first ? init, or 0 without init : part[i])
+// + sum_{g < ng} tab[g][idx[i * idx_stride + g]]. Two items at a time: twice the independent additions in
+// flight. Float stores and loads are exact, so slab after slab adds in the same order as one pass would.
+inline void add_table_lookups(const uint8_t* idx, int64_t idx_stride, int64_t n, int64_t ng, const float* tab,
+                              bool first, const float* init, float* part) {
+  for (int64_t i = 0; i < n; i += 2) {
+    const bool two = i + 1 < n;
+    const uint8_t* na = idx + i * idx_stride;
+    const uint8_t* nb = two ? na + idx_stride : na;
+    float* pa = part + i * kColBlock;
+    float* pb = two ? pa + kColBlock : pa;
+    Vec a[kBlockVecs], b[kBlockVecs];
+    for (int v = 0; v < kBlockVecs; ++v) {
+      if (first) {
+        a[v] = b[v] = init ? load(init + v * kVL) : Vec{};
+      } else {
+        a[v] = load(pa + v * kVL);
+        b[v] = load(pb + v * kVL);
+      }
+    }
+    for (int64_t g = 0; g < ng; ++g) {
+      const float* ea = tab + (g * 16 + na[g]) * kColBlock;
+      const float* eb = tab + (g * 16 + nb[g]) * kColBlock;
+      for (int v = 0; v < kBlockVecs; ++v) { a[v] += load(ea + v * kVL); b[v] += load(eb + v * kVL); }
+    }
+    for (int v = 0; v < kBlockVecs; ++v) {
+      store(pa + v * kVL, a[v]);
+      if (two) store(pb + v * kVL, b[v]);
+    }
+  }
+}
+
 // y[r, :] for the listed rows r = dense[i], whose 4-column nibbles are nib[i * G ...]. Per block of kColBlock
 // output columns, the groups are taken kForwardGroups at a time (their tables stay near the core); the partial
-// sums wait in `part` between slabs (float stores and loads are exact, so
-// the order of additions -- bias, then group 0, 1, ... -- is the same as in one pass).
+// sums wait in `part` between slabs (order of additions: bias, then group 0, 1, ...).
 inline void four_russians_rows(const uint8_t* nib, const std::vector<int64_t>& dense, int64_t G, int64_t K,
                                const float* wt, int64_t stride, const float* bias, float* y, int64_t M) {
   std::vector<float> tab(static_cast<size_t>(std::min(kForwardGroups, G) * 16 * kColBlock));
@@ -184,31 +216,7 @@ inline void four_russians_rows(const uint8_t* nib, const std::vector<int64_t>& d
     for (int64_t g0 = 0; g0 < G; g0 += kForwardGroups) {
       const int64_t ng = std::min(kForwardGroups, G - g0);
       build_tables(ng, K - 4 * g0, [&](int64_t i) { return wt + (4 * g0 + i) * stride; }, c0, tab.data());
-      for (int64_t i = 0; i < n; i += 2) {  // two rows at a time: twice the independent additions in flight
-        const bool two = i + 1 < n;
-        const uint8_t* na = nib + i * G + g0;
-        const uint8_t* nb = two ? na + G : na;
-        float* pa = part.data() + i * kColBlock;
-        float* pb = two ? pa + kColBlock : pa;
-        Vec a[kBlockVecs], c[kBlockVecs];
-        for (int v = 0; v < kBlockVecs; ++v) {
-          if (g0 == 0) {
-            a[v] = c[v] = bias ? load(bias + c0 + v * kVL) : Vec{};
-          } else {
-            a[v] = load(pa + v * kVL);
-            c[v] = load(pb + v * kVL);
-          }
-        }
-        for (int64_t g = 0; g < ng; ++g) {
-          const float* ea = tab.data() + (g * 16 + na[g]) * kColBlock;
-          const float* eb = tab.data() + (g * 16 + nb[g]) * kColBlock;
-          for (int v = 0; v < kBlockVecs; ++v) { a[v] += load(ea + v * kVL); c[v] += load(eb + v * kVL); }
-        }
-        for (int v = 0; v < kBlockVecs; ++v) {
-          store(pa + v * kVL, a[v]);
-          if (two) store(pb + v * kVL, c[v]);
-        }
-      }
+      add_table_lookups(nib + g0, G, n, ng, tab.data(), g0 == 0, bias ? bias + c0 : nullptr, part.data());
     }
     const int64_t width = std::min(kColBlock, M - c0);  // < kColBlock only when the rows are padded (M < 64)
     for (int64_t i = 0; i < n; ++i) std::memcpy(y + dense[i] * M + c0, part.data() + i * kColBlock, sizeof(float) * width);
@@ -297,27 +305,7 @@ void weight_grad_four_russians(const In* s, int64_t R, int64_t K, const float* g
       for (int64_t q0 = 0; q0 < Q; q0 += kGradGroups) {
         const int64_t nq = std::min(kGradGroups, Q - q0);
         build_tables(nq, R - 4 * q0, [&](int64_t i) { return g + (4 * q0 + i) * stride; }, c0, tab.data());
-        for (int64_t j = 0; j < J; j += 2) {  // two columns at a time: twice the independent additions in flight
-          const bool two = j + 1 < J;
-          const uint8_t* na = nibT.data() + j * Q + q0;
-          const uint8_t* nb = two ? na + Q : na;
-          float* pa = part.data() + j * kColBlock;
-          float* pb = two ? pa + kColBlock : pa;
-          Vec a[kBlockVecs], b[kBlockVecs];
-          for (int v = 0; v < kBlockVecs; ++v) {
-            a[v] = q0 == 0 ? Vec{} : load(pa + v * kVL);
-            b[v] = q0 == 0 ? Vec{} : load(pb + v * kVL);
-          }
-          for (int64_t q = 0; q < nq; ++q) {
-            const float* ea = tab.data() + (q * 16 + na[q]) * kColBlock;
-            const float* eb = tab.data() + (q * 16 + nb[q]) * kColBlock;
-            for (int v = 0; v < kBlockVecs; ++v) { a[v] += load(ea + v * kVL); b[v] += load(eb + v * kVL); }
-          }
-          for (int v = 0; v < kBlockVecs; ++v) {
-            store(pa + v * kVL, a[v]);
-            if (two) store(pb + v * kVL, b[v]);
-          }
-        }
+        add_table_lookups(nibT.data() + q0, Q, J, nq, tab.data(), q0 == 0, nullptr, part.data());
       }
       const int64_t width = std::min(kColBlock, M - c0);
       for (int64_t j = 0; j < J; ++j) std::memcpy(dwt + (j0 + j) * M + c0, part.data() + j * kColBlock, sizeof(float) * width);
