@@ -17,6 +17,7 @@ from torch import nn
 from ._checks import check_sequence
 from ._context import setting
 from .errors import InputError
+from .functional.conv import stacked_avg_pool2d, stacked_conv2d, stacked_conv_applies
 from .functional.spike_matmul import linear as spike_linear
 from .module import SpikingModule, step_module, totals_module
 
@@ -63,9 +64,23 @@ class Linear(_TimeDistributed, nn.Linear):
 
 
 class Conv2d(_TimeDistributed, nn.Conv2d):
-    """2-D convolution applied to every step of ``[T, B, C, H, W]``."""
+    """2-D convolution applied to every step of ``[T, B, C, H, W]``.
+
+    Multi-step on the CPU it runs channels-last in chunks of images (:mod:`dnmsnn.functional.conv`; the
+    output is channels-last, the values those of ``F.conv2d`` to float rounding).
+    """
 
     feature_dims = 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_sequence(x, "Conv2d", min_dim=5, exact_dim=5)
+        stack = x.flatten(0, 1)
+        if self.padding_mode != "zeros" or isinstance(self.padding, str) or not stacked_conv_applies(stack):
+            return super().forward(x)
+        if stack.shape[1] != self.in_channels:
+            raise InputError(f"Conv2d expects {self.in_channels} input channels, got shape {tuple(x.shape)}")
+        y = stacked_conv2d(stack, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return y.unflatten(0, x.shape[:2])
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
         """FI = W * FO (+ T b): convolution is linear, so it commutes with the sum over time."""
@@ -77,6 +92,23 @@ class AvgPool2d(_TimeDistributed, nn.AvgPool2d):
     """Average pooling of every step (seed 002's P2)."""
 
     feature_dims = 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Stride = kernel, no padding (P2): channels-last mean of strided views on the CPU
+        (:func:`~dnmsnn.functional.conv.stacked_avg_pool2d`); other settings: ``F.avg_pool2d``."""
+        check_sequence(x, "AvgPool2d", min_dim=5, exact_dim=5)
+        k = self.square_window()
+        stack = x.flatten(0, 1)
+        if k is None or not stacked_conv_applies(stack):
+            return super().forward(x)
+        return stacked_avg_pool2d(stack, k).unflatten(0, x.shape[:2])
+
+    def square_window(self) -> int | None:
+        """k when this pool is a plain k x k window with stride k (the stacked path's case), else None."""
+        k, s, p = (v if isinstance(v, int) else (v[0] if len(set(v)) == 1 else None)
+                   for v in (self.kernel_size, self.stride or self.kernel_size, self.padding))
+        plain = not self.ceil_mode and self.divisor_override is None and p == 0
+        return k if plain and k is not None and k == s else None
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
         return nn.AvgPool2d.forward(self, x)

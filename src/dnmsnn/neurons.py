@@ -14,7 +14,7 @@ from . import functional as F
 from ._checks import check_choice, check_finite, check_sequence
 from .errors import InputError
 from .functional.surrogate import Surrogate, get_surrogate
-from .layers import Linear
+from .layers import AvgPool2d, Linear
 from .module import SpikingModule, has_hooks
 from .totals import StraightThroughTotals, is_recording
 
@@ -94,22 +94,28 @@ class _SpikingNeuron(SpikingModule):
         return spikes
 
     def forward_fused(self, x: torch.Tensor, nxt: nn.Module) -> torch.Tensor | None:
-        """``nxt(self(x))`` as one node when ``nxt`` is a Linear and gradients are on, else None.
+        """``nxt(self(x))`` as one node where that applies, else None (then both layers run as usual).
 
-        Called by :func:`~dnmsnn.layers.run_layers`. Same values (the spikes are computed by the same code,
-        the matmul on the same rows), less memory: see :func:`~dnmsnn.functional.neuron_linear_sequence`.
+        Called by :func:`~dnmsnn.layers.run_layers`. Two pairs fuse, with the same values:
+
+        * a Linear after the neuron, with gradients on: the spikes are kept as bytes (less memory, see
+          :func:`~dnmsnn.functional.neuron_linear_sequence`);
+        * a k x k AvgPool2d with stride k after the neuron on channels-last conv output (a stacked
+          :class:`~dnmsnn.layers.Conv2d`), with or without gradients: the spikes are pooled inside the C++
+          kernel and never written (see :func:`~dnmsnn.functional.neuron_pool_sequence`).
+
         Not taken (None) when it would hide something: a recorded trace, totals recording, module hooks,
-        a subclass overriding forward, the reference path, autocast; nor when nothing needs a gradient.
+        a subclass overriding forward, the reference path, autocast.
         """
-        if not (type(nxt).forward is Linear.forward and type(self).forward is _SpikingNeuron.forward):
+        if type(self).forward is not _SpikingNeuron.forward or self.record or is_recording():
             return None
-        if not (torch.is_grad_enabled() and F.fused_enabled()) or self.record or is_recording():
+        if not F.fused_enabled() or torch.is_autocast_enabled(x.device.type) or has_hooks(self) or has_hooks(nxt):
             return None
-        if torch.is_autocast_enabled(x.device.type):  # autocast picks the Linear's dtype: leave it to F.linear
+        if type(nxt).forward is AvgPool2d.forward:
+            return self._forward_pooled(x, nxt)
+        if type(nxt).forward is not Linear.forward or not torch.is_grad_enabled():
             return None
         if not (x.requires_grad or self.threshold.requires_grad or any(p.requires_grad for p in nxt.parameters())):
-            return None
-        if has_hooks(self) or has_hooks(nxt):
             return None
         name = type(self).__name__
         check_sequence(x, name)
@@ -118,6 +124,18 @@ class _SpikingNeuron(SpikingModule):
         nxt.check_input(x)  # the spikes have x's shape
         self.v_trace = None
         return F.neuron_linear_sequence(x, self.parameters_tuple(x.dtype), nxt.weight, nxt.bias)
+
+    def _forward_pooled(self, x: torch.Tensor, pool: AvgPool2d) -> torch.Tensor | None:
+        """``pool(self(x))`` through the pooling kernel, or None where it does not apply."""
+        k = pool.square_window()
+        if k is None or x.dim() != 5 or not F.stacked_conv_applies(x.flatten(0, 1)):
+            return None
+        p = self.parameters_tuple(x.dtype)
+        if not F.neuron_pool_fusable(x, p, k):
+            return None
+        check_finite(x, type(self).__name__)
+        self.v_trace = None
+        return F.neuron_pool_sequence(x, p, k)
 
     def step(self, x: torch.Tensor, state: F.NeuronState | None = None) -> tuple[torch.Tensor, F.NeuronState]:
         s, state, _ = F.neuron_step(x, state, self.parameters_tuple(x.dtype))

@@ -250,6 +250,53 @@ class NeuronLinearSequence(torch.autograd.Function):
         return gx, g_thr, gw, gb, None, None
 
 
+class NeuronPoolSequence(torch.autograd.Function):
+    """A spiking layer on channels-last steps and the k x k average pooling (stride k) after it, as one node:
+    x [T, B, Hgt, Wid, C] -> pooled spikes [T, B, Hgt/k, Wid/k, C].
+
+    Same values as the two nodes in a row (the spikes of :func:`_forward`, then ``F.avg_pool2d``: sums of
+    0/1 in window order, exact), without the [T, B, Hgt, Wid, C] spike tensor: the C++ kernel pools each
+    band of k image rows while its spikes are in cache. The backward broadcasts ``dL/dpooled / k^2`` to
+    dL/dspikes (the pooling's derivative) and runs the neuron's backward over it in place.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, thr: torch.Tensor, p: NeuronParameters, temporal: bool,  # type: ignore[override]
+                k: int) -> torch.Tensor:
+        p = p._replace(threshold=thr.detach())
+        pooled, h_seq = _forward_pooled(x, p, k, want_h=True)
+        ctx.save_for_backward(h_seq)
+        ctx.p, ctx.temporal, ctx.k, ctx.thr_shape = p, temporal, k, thr.shape
+        return pooled
+
+    @staticmethod
+    def backward(ctx, grad_pooled: torch.Tensor):  # type: ignore[override]
+        (h_seq,) = ctx.saved_tensors
+        k = ctx.k
+        T, B, hgt, wid, c = h_seq.shape
+        grad_s = POOL.empty(h_seq.shape, h_seq.dtype, h_seq.device)
+        g = (grad_pooled / (k * k)).reshape(T, B, hgt // k, 1, wid // k, 1, c)
+        grad_s.view(T, B, hgt // k, k, wid // k, k, c).copy_(g.expand(T, B, hgt // k, k, wid // k, k, c))
+        want_thr = ctx.needs_input_grad[1]
+        gx, g_thr = _backward(grad_s, h_seq, ctx.p, ctx.temporal, want_thr, in_place=True)
+        if want_thr:
+            g_thr = _reduce_to(g_thr, ctx.thr_shape)
+        return gx, g_thr, None, None, None
+
+
+def _forward_pooled(x: torch.Tensor, p: NeuronParameters, k: int,
+                    want_h: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(pooled spikes [T, B, Hgt/k, Wid/k, C], H [T, B, Hgt, Wid, C] or None) of x [T, B, Hgt, Wid, C], no graph."""
+    T, B, hgt, wid, c = x.shape
+    pooled = POOL.empty((T, B, hgt // k, wid // k, c), x.dtype, x.device)
+    h_seq = POOL.empty(x.shape, x.dtype, x.device) if want_h else None
+    form, beta, tau = _form(p)
+    _kernel(x, p).lif_pool_forward(x.contiguous().view(T, -1), _kernel_threshold(p.threshold, x), form, beta, tau,
+                                   p.v_reset, p.reset == "zero", p.strict, B, hgt, wid, c, k, pooled.view(T, -1),
+                                   None if h_seq is None else h_seq.view(T, -1))
+    return pooled, h_seq
+
+
 # spikes turned into float per matmul: 2 MB of float32 (a [T*B, N] layer in 1-3 chunks at batch 64, T <= 80)
 _CHUNK_VALUES = 1 << 19
 
@@ -304,6 +351,11 @@ def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return grad.sum(keep, keepdim=True) if keep else grad
 
 
+def _channels_last_steps(x: torch.Tensor) -> bool:
+    """x [T, B, C, H, W] laid out as [T, B, H, W, C] (channels-last steps, e.g. from a stacked Conv2d)."""
+    return x.dim() == 5 and not x.is_contiguous() and x.permute(0, 1, 3, 4, 2).is_contiguous()
+
+
 def fused_neuron_sequence(x: torch.Tensor, p: NeuronParameters, temporal: bool,
                           record: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(spikes [T, B, ...], pre-reset potentials H [T, B, ...]) through the fused autograd node.
@@ -312,9 +364,34 @@ def fused_neuron_sequence(x: torch.Tensor, p: NeuronParameters, temporal: bool,
     H is returned only if ``record`` (else None).
     """
     thr = p.threshold if isinstance(p.threshold, torch.Tensor) else torch.tensor(p.threshold, dtype=x.dtype)
+    if thr.numel() == 1 and _channels_last_steps(x):  # run on [T, B, H, W, C]: no copy, output channels-last
+        s, h = fused_neuron_sequence(x.permute(0, 1, 3, 4, 2), p, temporal, record)
+        return s.permute(0, 1, 4, 2, 3), (None if h is None else h.permute(0, 1, 4, 2, 3))
     if not (torch.is_grad_enabled() and (x.requires_grad or thr.requires_grad)):
         return _forward(x, thr.detach(), p, want_h=record)
     return NeuronSequence.apply(x, thr, p, temporal)
+
+
+def neuron_pool_fusable(x: torch.Tensor, p: NeuronParameters, k: int) -> bool:
+    """Whether :func:`fused_neuron_pool` runs for x [T, B, C, Hgt, Wid]: channels-last steps, Hgt and Wid
+    multiples of k, one threshold value, the C++ kernel available for x and p."""
+    thr = p.threshold
+    if (isinstance(thr, torch.Tensor) and thr.numel() != 1) or not _channels_last_steps(x) or x.shape[3] % k \
+            or x.shape[4] % k:
+        return False
+    return _BACKEND.get() != "python" and _kernel(x, p) is not None
+
+
+def fused_neuron_pool(x: torch.Tensor, p: NeuronParameters, temporal: bool, k: int) -> torch.Tensor:
+    """The k x k average pooling (stride k) of the spikes of layer p driven by x [T, B, C, Hgt, Wid] (see
+    :func:`neuron_pool_fusable`), through :class:`NeuronPoolSequence`, or its forward alone without gradients."""
+    thr = p.threshold if isinstance(p.threshold, torch.Tensor) else torch.tensor(p.threshold, dtype=x.dtype)
+    xp = x.permute(0, 1, 3, 4, 2)
+    if torch.is_grad_enabled() and (x.requires_grad or thr.requires_grad):
+        pooled = NeuronPoolSequence.apply(xp, thr, p, temporal, k)
+    else:
+        pooled, _ = _forward_pooled(xp, p._replace(threshold=thr.detach()), k, want_h=False)
+    return pooled.permute(0, 1, 4, 2, 3)
 
 
 def fused_neuron_linear(x: torch.Tensor, p: NeuronParameters, temporal: bool, weight: torch.Tensor,

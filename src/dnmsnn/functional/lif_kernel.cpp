@@ -152,6 +152,41 @@ void forward_impl(const S* __restrict__ x, const S* __restrict__ thr, O* __restr
   });
 }
 
+// The same recurrence with k x k average pooling (stride k) of the spikes, for steps laid out [B, Hgt, Wid, C]
+// (channels-last images, Hgt and Wid multiples of k): a work item is one band of k image rows (k*Wid*C
+// neurons, contiguous), so its spikes are pooled while still in L1 and never written out:
+//   pooled[t, b, i, j, c] = (sum_{a < k, e < k} s[t, b, k i + a, k j + e, c]) / k^2   (row-major window order)
+template <typename S, bool Strict, bool Zero>
+void forward_pool_impl(const S* __restrict__ x, S thr, S* __restrict__ pooled, S* __restrict__ h_out, int64_t T,
+                       int64_t B, int64_t Hgt, int64_t Wid, int64_t C, int64_t k, const Params<S>& p) {
+  const int64_t N = B * Hgt * Wid * C, band = k * Wid * C, bands = B * (Hgt / k), Wo = Wid / k;
+  const int64_t M = bands * Wo * C;  // pooled values per step
+  const S area = static_cast<S>(k * k);
+  at::parallel_for(0, bands, 1, [&](int64_t begin, int64_t end) {
+    std::vector<S> v(band), hbuf(band), sbuf(band);
+    for (int64_t q = begin; q < end; ++q) {
+      const int64_t b0 = q * band;
+      for (int64_t i = 0; i < band; ++i) v[i] = p.v_reset;
+      for (int64_t t = 0; t < T; ++t) {
+        S* h = h_out ? h_out + t * N + b0 : hbuf.data();
+        charge_run<S>(p, v.data(), x + t * N + b0, h, band);
+        fire_run<S, S, Strict, Zero, true>(h, &thr, p.v_reset, sbuf.data(), v.data(), band);
+        S* out = pooled + t * M + q * Wo * C;
+        for (int64_t j = 0; j < Wo; ++j) {
+          S* o = out + j * C;
+          for (int64_t c = 0; c < C; ++c) o[c] = S(0);
+          for (int64_t a = 0; a < k; ++a)
+            for (int64_t e = 0; e < k; ++e) {
+              const S* src = sbuf.data() + (a * Wid + j * k + e) * C;
+              for (int64_t c = 0; c < C; ++c) o[c] = o[c] + src[c];
+            }
+          for (int64_t c = 0; c < C; ++c) o[c] = o[c] / area;
+        }
+      }
+    }
+  });
+}
+
 template <typename S, bool Strict, bool Zero, bool Detach, bool ThrScalar, bool WantThr, bool Temporal>
 void backward_impl(const S* gs, const S* __restrict__ H, const S* __restrict__ thr, S* gx,
                    S* __restrict__ gthr, int64_t T, int64_t N, const Params<S>& p, int64_t surr, S surr_param,
@@ -236,6 +271,35 @@ void lif_forward(const at::Tensor& x, const at::Tensor& thr, int64_t form, doubl
   });
 }
 
+// Spikes of x [T, B*Hgt*Wid*C] (steps laid out [B, Hgt, Wid, C]) pooled k x k into `pooled`
+// [T, B*(Hgt/k)*(Wid/k)*C]; H into `h` when given. One threshold value.
+void lif_pool_forward(const at::Tensor& x, const at::Tensor& thr, int64_t form, double beta, double tau,
+                      double v_reset, bool zero_reset, bool strict, int64_t B, int64_t Hgt, int64_t Wid, int64_t C,
+                      int64_t k, const at::Tensor& pooled, const c10::optional<at::Tensor>& h) {
+  check_inputs(x, thr);
+  TORCH_CHECK(thr.numel() == 1, "the pooled forward takes one threshold value");
+  TORCH_CHECK(k >= 1 && Hgt % k == 0 && Wid % k == 0 && x.size(1) == B * Hgt * Wid * C,
+              "x must hold [B, Hgt, Wid, C] steps with Hgt and Wid multiples of k");
+  const int64_t T = x.size(0);
+  TORCH_CHECK(pooled.dim() == 2 && pooled.size(0) == T && pooled.size(1) == x.size(1) / (k * k) &&
+                  pooled.is_contiguous() && pooled.scalar_type() == x.scalar_type(),
+              "pooled must be a contiguous [T, N / k^2] tensor of x's dtype");
+  const bool want_h = h.has_value() && h->defined();
+  if (want_h)
+    TORCH_CHECK(h->sizes() == x.sizes() && h->is_contiguous() && h->scalar_type() == x.scalar_type(),
+                "H must be a contiguous [T, N] tensor of x's dtype");
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dnmsnn_lif_pool_forward", [&] {
+    const auto p = make_params<scalar_t>(form, beta, tau, v_reset, zero_reset, strict);
+    with_flag(strict, [&](auto St) {
+      with_flag(zero_reset, [&](auto Z) {
+        forward_pool_impl<scalar_t, decltype(St)::value, decltype(Z)::value>(
+            x.data_ptr<scalar_t>(), thr.data_ptr<scalar_t>()[0], pooled.data_ptr<scalar_t>(),
+            want_h ? h->data_ptr<scalar_t>() : nullptr, T, B, Hgt, Wid, C, k, p);
+      });
+    });
+  });
+}
+
 // Writes dL/dx into `gx` ([T, N], allocated by the caller; it may be grad_s itself) and returns dL/dthreshold
 // per neuron [N] summed over T (an empty tensor unless want_thr).
 at::Tensor lif_backward(const at::Tensor& grad_s, const at::Tensor& h, const at::Tensor& thr, int64_t form,
@@ -283,6 +347,7 @@ at::Tensor spike_weight_grad(const at::Tensor& g, const at::Tensor& s, int64_t o
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "dnmsnn CPU kernels: fused LIF/IF sequences, spike matmuls";
   m.def("lif_forward", &lif_forward, "fused LIF/IF forward over [T, N] into preallocated spikes (and H)");
+  m.def("lif_pool_forward", &lif_pool_forward, "fused LIF/IF forward with k x k average pooling of the spikes");
   m.def("lif_backward", &lif_backward, "fused LIF/IF BPTT backward over [T, N] into a preallocated grad_x");
   m.def("spike_count", &spike_count, "ones in a 0/1 tensor, or -1 if it holds another value");
   m.def("spike_linear", &spike_linear, "s W^T + b for 0/1 spikes s [R, K], into out [R, M]");
