@@ -80,7 +80,7 @@ def build_dnmsnn(spec: pb.NetSpec, variant: str = "default") -> pb.Built:
 
 
 def _on_path(fn, variant: str):
-    from dnmsnn.functional import buffer_pool, fused_backend, reference_path
+    from dnmsnn.functional import buffer_pool, fused_backend, reference_path, stacked_conv
 
     def run(x):
         if variant == "reference":
@@ -88,6 +88,9 @@ def _on_path(fn, variant: str):
                 return fn(x)
         if variant == "python":
             with fused_backend("python"):
+                return fn(x)
+        if variant == "nostacked":
+            with stacked_conv(False):
                 return fn(x)
         with buffer_pool(False):  # "nopool"
             return fn(x)
@@ -100,6 +103,7 @@ def _on_path(fn, variant: str):
 #   DNMSNN_PEER_BENCH_VARIANTS=1 $PY peer_bench.py --plugin ... --libs dnmsnn,dnmsnn-python,dnmsnn-nopool,...
 if os.environ.get("DNMSNN_PEER_BENCH_VARIANTS"):
     for _v, _d in (("python", "PyTorch loop instead of the C++ kernel"), ("nopool", "no buffer reuse"),
-                   ("reference", "step-by-step autograd reference path")):
+                   ("reference", "step-by-step autograd reference path"),
+                   ("nostacked", "one NCHW ATen convolution / pooling on the [T*B] stack (no stacked conv path)")):
         pb.register(f"dnmsnn-{_v}", packages=("dnmsnn",), description=f"dnmsnn, {_d}")(
             lambda spec, _v=_v: build_dnmsnn(spec, _v))

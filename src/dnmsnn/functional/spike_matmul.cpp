@@ -347,11 +347,27 @@ void transpose_into(const float* src, int64_t rows, int64_t cols, int64_t src_st
   });
 }
 
-// W^T [K, max(M, min_width)] of a float32 weight W [M, K] (columns beyond M zero)
+// A float32 [rows, cols] tensor on this thread's scratch memory `slot` (0: transposed weight, 1: transposed weight
+// gradient), valid until the next use of the slot on this thread; above kScratchMax values a fresh allocation.
+// Allocating these anew on every call (an online rule calls once per time step) let glibc's heap grow with the
+// number of calls, so peak memory grew with T.
+constexpr int64_t kScratchMax = int64_t(1) << 22;  // 16 MB per slot and thread at most
+
+at::Tensor scratch_tensor(int slot, int64_t rows, int64_t cols, bool zero) {
+  const int64_t n = rows * cols;
+  if (n > kScratchMax) return zero ? at::zeros({rows, cols}, at::kFloat) : at::empty({rows, cols}, at::kFloat);
+  thread_local std::vector<float> buf[2];
+  if (static_cast<int64_t>(buf[slot].size()) < n) buf[slot].resize(n);
+  at::Tensor t = at::from_blob(buf[slot].data(), {rows, cols}, at::kFloat);
+  if (zero) t.zero_();
+  return t;
+}
+
+// W^T [K, max(M, min_width)] of a float32 weight W [M, K] (columns beyond M zero), on scratch slot 0
 at::Tensor transposed_weight(const at::Tensor& weight, int64_t min_width) {
   const at::Tensor w = weight.contiguous();
   const int64_t M = w.size(0), K = w.size(1), width = std::max(M, min_width);
-  at::Tensor wt = width > M ? at::zeros({K, width}, w.options()) : at::empty({K, width}, w.options());
+  at::Tensor wt = scratch_tensor(0, K, width, width > M);
   transpose_into(w.data_ptr<float>(), M, K, K, wt.data_ptr<float>(), width);
   return wt;
 }
@@ -398,7 +414,7 @@ at::Tensor spike_weight_grad(const at::Tensor& g, const at::Tensor& s, int64_t o
   const int64_t R = s.size(0), K = s.size(1), M = g.size(1);
   const bool gather = static_cast<double>(ones) < kGatherDensity * static_cast<double>(R) * static_cast<double>(K);
   const at::Tensor gp = readable_rows(g, gather ? kVL : kColBlock);
-  at::Tensor dwt = at::empty({K, M}, g.options());
+  at::Tensor dwt = scratch_tensor(1, K, M, false);
   with_spikes(s, [&](auto p) {
     if (gather)
       weight_grad_gather(p, R, K, gp.data_ptr<float>(), gp.size(1), dwt.data_ptr<float>(), M);
