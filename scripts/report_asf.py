@@ -2,9 +2,10 @@
 
     python scripts/report_asf.py --runs runs/asf --probes runs/probe
 
-Reads (each optional): ``<runs>/if_s*``, ``lif_s*``, ``cifar_s*`` (configs/asf_*.yaml), ``if_batch_s*`` and
-``lif_batch_s*`` (the earlier runs with one shared slope per layer), ``if_inhibited_s*``
-(``mask: inhibited``), ``cmp_asf``, ``cmp_asf_batch`` and
+Reads (each optional): ``<runs>/if_s<N>``, ``lif_s*``, ``cifar_s*`` (configs/asf_*.yaml), ``if_e15_s*`` (the IF
+config for 15 epochs), ``if_silent_s*`` and ``if_inhibited_s*`` (the earlier IF runs at lr 3e-3 with
+``mask: silent`` / ``inhibited``), ``if_batch_s*`` and ``lif_batch_s*`` (the earlier runs with one shared slope
+per layer), ``cmp_asf``, ``cmp_asf_batch`` and
 ``cmp_bptt`` (the same LeNet and budget trained by asf and by bptt), ``<probes>/<name>`` (1-epoch probes on
 6,000 images that chose the defaults) and ``benchmarks/results/memory_vs_T_*.jsonl``. Writes
 ``reports/figures/asf_*.{png,svg}``, copies each run's config/metrics/results to ``reports/data/asf/`` and
@@ -94,9 +95,11 @@ def main() -> None:
     a = ap.parse_args()
     root, figs, data = Path(a.runs), Path(a.figures), Path(a.data_out)
     out: list[str] = []
-    groups = {"IF": finished(root, "if_s*"), "LIF": finished(root, "lif_s*"),
-              "IF, shared slope": finished(root, "if_batch_s*"), "LIF, shared slope": finished(root, "lif_batch_s*"),
-              "IF, inhibited mask": finished(root, "if_inhibited_s*"),
+    groups = {"IF": finished(root, "if_s[0-9]*"), "IF, 15 epochs": finished(root, "if_e15_s*"),
+              "IF, silent mask, lr 3e-3": finished(root, "if_silent_s*"),
+              "IF, inhibited mask, lr 3e-3": finished(root, "if_inhibited_s*"),
+              "IF, shared slope": finished(root, "if_batch_s*"),
+              "LIF": finished(root, "lif_s*"), "LIF, shared slope": finished(root, "lif_batch_s*"),
               "CIFAR-10 subset, IF": finished(root, "cifar_*")}
     for label, runs in groups.items():
         for run in runs:

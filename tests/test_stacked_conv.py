@@ -211,3 +211,15 @@ def test_neuron_pool_rejects_nan():
     x[1, 0, 0, 3, 3] = float("nan")
     with pytest.raises(dnmsnn.InputError, match="NaN"):
         net(x)
+
+
+def test_higher_order_gradients_are_refused_clearly_and_work_on_aten():
+    x = torch.rand(3, 2, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    net = dnmsnn.Sequential(dnmsnn.Conv2d(1, 2, 3), dnmsnn.AvgPool2d(2)).double()
+    (g,) = torch.autograd.grad(net(x).pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|twice"):
+        g.sum().backward()
+    with stacked_conv(False):
+        (g,) = torch.autograd.grad(net(x).pow(2).sum(), x, create_graph=True)
+        g.sum().backward()
+    assert net[0].weight.grad is not None

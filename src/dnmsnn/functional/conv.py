@@ -20,6 +20,7 @@ layout and batch size; the weight gradient is summed chunk by chunk). Used by
 :class:`~dnmsnn.layers.Conv2d` and :class:`~dnmsnn.layers.AvgPool2d` in multi-step mode on the CPU,
 unless :func:`stacked_conv` (False), :func:`~dnmsnn.functional.reference_path` or
 ``DNMSNN_NO_STACKED_CONV=1`` turns it off (then one ATen call on the stack, the layout as given).
+Higher-order gradients (``create_graph=True`` through these layers) need ``stacked_conv(False)``.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import os
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .._context import setting
 from .buffers import POOL
@@ -92,6 +94,7 @@ class StackedConv2d(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # higher-order gradients: stacked_conv(False) (ATen's convolution has them)
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         x, w = ctx.saved_tensors
         stride, padding, dilation, groups, rows, bias_shape = ctx.conf
@@ -121,7 +124,6 @@ def stacked_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
 
 def _windows(t: torch.Tensor, k: int, ho: int, wo: int) -> torch.Tensor:
     """The channels-last t [N, C, H, W] cut to k*ho x k*wo, as [N, ho, k, wo, k, C] (a view)."""
-    n, c = t.shape[:2]
     return t.permute(0, 2, 3, 1)[:, :k * ho, :k * wo].unflatten(2, (wo, k)).unflatten(1, (ho, k))
 
 
@@ -138,6 +140,7 @@ class StackedAvgPool2d(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         k, (n, c, h, w) = ctx.k, ctx.shape
         ho, wo = h // k, w // k

@@ -35,6 +35,7 @@ import contextlib
 import contextvars
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from .._checks import check_choice
 from .._context import setting
@@ -270,6 +271,7 @@ class NeuronPoolSequence(torch.autograd.Function):
         return pooled
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_pooled: torch.Tensor):  # type: ignore[override]
         (h_seq,) = ctx.saved_tensors
         k = ctx.k
