@@ -2,6 +2,10 @@
 
     python benchmarks/memory_vs_T.py                      # bondarev_mlp, every rule below
     python benchmarks/memory_vs_T.py --T 5,10,20,40,80 --iters 5 --out benchmarks/results/memory_vs_T
+    python benchmarks/memory_vs_T.py --rules spatial-online,asf-step --T 5,80,200 --iters 3 --min-steps 240
+
+``--min-steps`` gives short-T cells more iterations: glibc's heap reaches its steady-state peak only after
+some hundreds of layer calls, so 3 iterations at T=5 (15 steps) under-read the peak a long run sees.
 
 Peak RSS growth = VmHWM at the end of the timed iterations minus the RSS before the first timed
 iteration, with the kernel's high-water mark reset (/proc/self/clear_refs <- 5) after the warm-up, the
@@ -89,6 +93,9 @@ def main() -> None:
     ap.add_argument("--rules", default=",".join(RULES))
     ap.add_argument("--T", default="5,10,20,40,80,200")
     ap.add_argument("--iters", type=int, default=4)
+    ap.add_argument("--min-steps", type=int, default=0,
+                    help="at least this many time steps per cell: iters = max(iters, ceil(min_steps / T)), so that "
+                         "short-T cells run as many layer calls as long-T ones (the allocator's steady state)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--out", default="benchmarks/results/memory_vs_T")
     ap.add_argument("--worker", nargs=2, metavar=("RULE", "T"), help=argparse.SUPPRESS)
@@ -99,7 +106,8 @@ def main() -> None:
     rows = []
     for rule in a.rules.split(","):
         for T in map(int, a.T.split(",")):
-            cmd = [sys.executable, __file__, "--worker", rule, str(T), "--iters", str(a.iters),
+            iters = max(a.iters, -(-a.min_steps // T))
+            cmd = [sys.executable, __file__, "--worker", rule, str(T), "--iters", str(iters),
                    "--batch", str(a.batch), "--model", a.model]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
@@ -113,7 +121,9 @@ def main() -> None:
     lines = [f"# Peak training-step memory against T ({a.model}, batch {a.batch})", "",
              "Peak RSS growth of a training step in MB (fresh process per cell). The encoded input batches "
              "are allocated before the baseline, so they are not in the growth; their size is listed below "
-             "for scale.", "",
+             "for scale." + (f" Every cell ran at least {a.min_steps} time steps (iterations per T: "
+                             + ", ".join(f"{T}: {max(a.iters, -(-a.min_steps // T))}" for T in map(int, a.T.split(",")))
+                             + ")." if a.min_steps else f" {a.iters} iterations per cell."), "",
              "| rule | " + " | ".join(f"T={T}" for T in Ts) + " | growth T=" + f"{Ts[0]}->{Ts[-1]}" + " |",
              "|---|" + "---|" * (len(Ts) + 1)]
     for rule in a.rules.split(","):

@@ -5,8 +5,8 @@
 Reads (each optional): ``<runs>/if_s<N>``, ``lif_s*``, ``cifar_s*`` (configs/asf_*.yaml), ``if_e15_s*`` (the IF
 config for 15 epochs), ``if_silent_s*`` and ``if_inhibited_s*`` (the earlier IF runs at lr 3e-3 with
 ``mask: silent`` / ``inhibited``), ``if_batch_s*`` and ``lif_batch_s*`` (the earlier runs with one shared slope
-per layer), ``cmp_asf``, ``cmp_asf_batch`` and
-``cmp_bptt`` (the same LeNet and budget trained by asf and by bptt), ``<probes>/<name>`` (1-epoch probes on
+per layer), ``cmp_asf`` and ``cmp_bptt`` (the same LeNet and budget trained by asf and by bptt; ``_lr3e-3``
+and ``cmp_asf_batch``: earlier pairs), ``<probes>/<name>`` (1-epoch probes on
 6,000 images that chose the defaults) and ``benchmarks/results/memory_vs_T_*.jsonl``. Writes
 ``reports/figures/asf_*.{png,svg}``, copies each run's config/metrics/results to ``reports/data/asf/`` and
 prints the markdown tables (also saved as ``reports/figures/asf_tables.md``).
@@ -112,7 +112,7 @@ def main() -> None:
         plot_curves(mnist, figs / "asf_accuracy_per_epoch", keys=("test_acc",))
         plot_acc_vs_T(mnist, figs / "asf_accuracy_vs_T")
 
-    cmp = {r: root / f"cmp_{r}" for r in ("asf", "asf_batch", "bptt")}
+    cmp = {r: root / f"cmp_{r}" for r in ("asf", "bptt", "asf_silent_lr3e-3", "bptt_lr3e-3", "asf_batch")}
     cmp = {r: p for r, p in cmp.items() if (p / "results.json").is_file()}
     if len(cmp) > 1:
         out += ["| rule (same LeNet, same budget) | test accuracy | train time (s) | train samples/s |",
@@ -120,8 +120,10 @@ def main() -> None:
         for p in cmp.values():
             res, rows = load_results(p), load_metrics(p)
             cfg = _config(p)
-            slope = f", slope {cfg['rule']['args'].get('slope')}" if cfg["rule"]["name"] == "asf" else ""
-            out.append(f"| {cfg['rule']['name']} (loss {cfg['rule']['loss']}{slope}) | "
+            args = cfg["rule"]["args"]
+            asf = cfg["rule"]["name"] == "asf"
+            slope = f", slope {args.get('slope')}, mask {args.get('mask', 'none')}" if asf else ""
+            out.append(f"| {cfg['rule']['name']} (loss {cfg['rule']['loss']}{slope}, lr {cfg['optim']['lr']:g}) | "
                        f"{100 * res['test_acc']:.2f} % | {sum(x['train_time_s'] for x in rows):.0f} | "
                        f"{res['train_samples_per_s_median']:.0f} |")
             copy_run(p, data / p.name)

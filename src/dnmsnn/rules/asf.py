@@ -22,11 +22,11 @@ for ``"sample"`` and 83.6 % for ``"neuron"`` (reports/asf_mnist.md):
 Our choices (the slides are silent): a ratio whose denominator ``FI <= eps`` (no net positive input,
 so FO/FI is meaningless) falls back to ``1 / V_th``, the slope of an IF neuron's rate curve
 FO ~= FI / V_th; negative ratios cannot occur elsewhere since FO >= 0. ``mask="silent"`` zeroes S for
-neurons that did not fire (FO = 0): with ``slope="neuron"`` that is the gradient of a ReLU rate model, the
-best IF setting on MNIST, but a layer that starts silent (LIF with tau = 2 at our initialisation) then
-never learns. ``mask="inhibited"`` zeroes S only where the net input FI <= eps and gives neurons that
-received positive input without firing the slope 1 / V_th (per-neuron mode; better than ``silent`` for IF
-in a 1-epoch probe, 95.3 against 94.1 %, but not in a full 10-epoch run: 98.21 against 98.65 %).
+neurons that did not fire (FO = 0): with ``slope="neuron"`` that is the gradient of a ReLU rate model, but
+a layer that starts silent (LIF with tau = 2 at our initialisation) then never learns. ``mask="inhibited"``
+zeroes S only where the net input FI <= eps and gives neurons that received positive input without firing
+the slope 1 / V_th (per-neuron mode; the best IF setting on MNIST: 99.33 / 99.34 % in two 10-epoch runs
+at lr 1e-3, where ``silent`` trailed at every epoch; see reports/asf_mnist.md).
 Neither wakes a layer that is silent as a whole: the layer after it then gets FI = 0 everywhere, so no
 gradient crosses it.
 ``phase1="step"`` (default) runs phase 1 one step at a time, so
