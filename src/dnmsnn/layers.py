@@ -94,12 +94,13 @@ class AvgPool2d(_TimeDistributed, nn.AvgPool2d):
     feature_dims = 3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Stride = kernel, no padding (P2): channels-last mean of strided views on the CPU
-        (:func:`~dnmsnn.functional.conv.stacked_avg_pool2d`); other settings: ``F.avg_pool2d``."""
+        """Stride = kernel, no padding (P2), channels-last input on the CPU (a stacked Conv2d's output): ATen's
+        channels-last kernel with a broadcast backward (:func:`~dnmsnn.functional.conv.stacked_avg_pool2d`);
+        otherwise ``F.avg_pool2d`` on the input as it is laid out."""
         check_sequence(x, "AvgPool2d", min_dim=5, exact_dim=5)
         k = self.square_window()
         stack = x.flatten(0, 1)
-        if k is None or not stacked_conv_applies(stack):
+        if k is None or not stacked_conv_applies(stack) or not stack.permute(0, 2, 3, 1).is_contiguous():
             return super().forward(x)
         return stacked_avg_pool2d(stack, k).unflatten(0, x.shape[:2])
 
