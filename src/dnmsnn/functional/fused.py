@@ -381,7 +381,7 @@ def neuron_pool_fusable(x: torch.Tensor, p: NeuronParameters, k: int) -> bool:
     if (isinstance(thr, torch.Tensor) and thr.numel() != 1) or not _channels_last_steps(x) or x.shape[3] % k \
             or x.shape[4] % k:
         return False
-    return _BACKEND.get() != "python" and _kernel(x, p) is not None
+    return _kernel(x, p) is not None
 
 
 def fused_neuron_pool(x: torch.Tensor, p: NeuronParameters, temporal: bool, k: int) -> torch.Tensor:
