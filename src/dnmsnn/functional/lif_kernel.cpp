@@ -239,6 +239,15 @@ void check_inputs(const at::Tensor& x, const at::Tensor& thr) {
   TORCH_CHECK(thr.numel() == 1 || thr.numel() == x.size(1), "threshold must hold 1 or N values");
 }
 
+// Whether the optional H output is given; if so it must be a contiguous [T, N] tensor of x's dtype.
+bool checked_h(const c10::optional<at::Tensor>& h, const at::Tensor& x) {
+  const bool want_h = h.has_value() && h->defined();
+  if (want_h)
+    TORCH_CHECK(h->sizes() == x.sizes() && h->is_contiguous() && h->scalar_type() == x.scalar_type(),
+                "H must be a contiguous [T, N] tensor of x's dtype");
+  return want_h;
+}
+
 // Writes the spikes (x's dtype or uint8 0/1) into `spikes` and, when given, the potentials H into `h`; both
 // [T, N] contiguous, allocated by the caller (dnmsnn reuses their memory between calls).
 void lif_forward(const at::Tensor& x, const at::Tensor& thr, int64_t form, double beta, double tau, double v_reset,
@@ -248,10 +257,7 @@ void lif_forward(const at::Tensor& x, const at::Tensor& thr, int64_t form, doubl
   TORCH_CHECK(spikes.sizes() == x.sizes() && spikes.is_contiguous() &&
                   (spikes.scalar_type() == x.scalar_type() || spikes.scalar_type() == at::kByte),
               "spikes must be a contiguous [T, N] tensor of x's dtype or uint8");
-  const bool want_h = h.has_value() && h->defined();
-  if (want_h)
-    TORCH_CHECK(h->sizes() == x.sizes() && h->is_contiguous() && h->scalar_type() == x.scalar_type(),
-                "H must be a contiguous [T, N] tensor of x's dtype");
+  const bool want_h = checked_h(h, x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dnmsnn_lif_forward", [&] {
     const auto p = make_params<scalar_t>(form, beta, tau, v_reset, zero_reset, strict);
     with_flag(strict, [&](auto St) {
@@ -284,10 +290,7 @@ void lif_pool_forward(const at::Tensor& x, const at::Tensor& thr, int64_t form, 
   TORCH_CHECK(pooled.dim() == 2 && pooled.size(0) == T && pooled.size(1) == x.size(1) / (k * k) &&
                   pooled.is_contiguous() && pooled.scalar_type() == x.scalar_type(),
               "pooled must be a contiguous [T, N / k^2] tensor of x's dtype");
-  const bool want_h = h.has_value() && h->defined();
-  if (want_h)
-    TORCH_CHECK(h->sizes() == x.sizes() && h->is_contiguous() && h->scalar_type() == x.scalar_type(),
-                "H must be a contiguous [T, N] tensor of x's dtype");
+  const bool want_h = checked_h(h, x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dnmsnn_lif_pool_forward", [&] {
     const auto p = make_params<scalar_t>(form, beta, tau, v_reset, zero_reset, strict);
     with_flag(strict, [&](auto St) {
