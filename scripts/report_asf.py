@@ -3,7 +3,8 @@
     python scripts/report_asf.py --runs runs/asf --probes runs/probe
 
 Reads (each optional): ``<runs>/if_s<N>``, ``lif_s*``, ``cifar_s*`` (configs/asf_*.yaml), ``if_e15_s*`` (the IF
-config for 15 epochs), ``if_silent_s*`` and ``if_inhibited_s*`` (the earlier IF runs at lr 3e-3 with
+config for 15 epochs), ``if_T20_s*`` (the IF config with T = 20 in training, 8 epochs), ``if_silent_s*`` and
+``if_inhibited_s*`` (the earlier IF runs at lr 3e-3 with
 ``mask: silent`` / ``inhibited``), ``if_batch_s*`` and ``lif_batch_s*`` (the earlier runs with one shared slope
 per layer), ``cmp_asf`` and ``cmp_bptt`` (the same LeNet and budget trained by asf and by bptt; ``_lr3e-3``
 and ``cmp_asf_batch``: earlier pairs), ``<probes>/<name>`` (1-epoch probes on
@@ -96,6 +97,7 @@ def main() -> None:
     root, figs, data = Path(a.runs), Path(a.figures), Path(a.data_out)
     out: list[str] = []
     groups = {"IF": finished(root, "if_s[0-9]*"), "IF, 15 epochs": finished(root, "if_e15_s*"),
+              "IF, T = 20 in training, 8 epochs": finished(root, "if_T20_s*"),
               "IF, silent mask, lr 3e-3": finished(root, "if_silent_s*"),
               "IF, inhibited mask, lr 3e-3": finished(root, "if_inhibited_s*"),
               "IF, shared slope": finished(root, "if_batch_s*"),
