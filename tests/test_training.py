@@ -43,12 +43,13 @@ def test_same_seed_gives_identical_runs(tmp_path):
     assert not torch.equal(weights(a)["1.weight"], weights(c)["1.weight"])
 
 
-def test_resume_gives_the_uninterrupted_result(tmp_path):
-    full = make_trainer(tmp_path, "train.epochs=4", "data.val_fraction=0.2", name="full")
+@pytest.mark.parametrize("augment", [[], ["data.shift=1", "data.hflip=true"]], ids=["plain", "augmented"])
+def test_resume_gives_the_uninterrupted_result(tmp_path, augment):
+    full = make_trainer(tmp_path, "train.epochs=4", "data.val_fraction=0.2", *augment, name="full")
     full.fit()
-    part = make_trainer(tmp_path, "train.epochs=2", "data.val_fraction=0.2", name="part")
+    part = make_trainer(tmp_path, "train.epochs=2", "data.val_fraction=0.2", *augment, name="part")
     part.fit()
-    resumed = make_trainer(tmp_path, "train.epochs=4", "data.val_fraction=0.2", name="part", resume=True)
+    resumed = make_trainer(tmp_path, "train.epochs=4", "data.val_fraction=0.2", *augment, name="part", resume=True)
     assert resumed.start_epoch == 2
     resumed.fit()
     for k, v in weights(full).items():

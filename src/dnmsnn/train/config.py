@@ -45,19 +45,27 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Dataset name, optional folder (``--data-dir`` wins), validation split carved from train, size limits."""
+    """Dataset name, optional folder (``--data-dir`` wins), validation split carved from train, size limits.
+
+    ``shift`` and ``hflip`` augment the training batches (never validation or test; see
+    :mod:`dnmsnn.data.augment`): a random translation by up to ``shift`` pixels (zero fill) and a random
+    left-right mirror. Off by default; none of the papers states an augmentation.
+    """
 
     name: str = "digits"
     dir: str | None = None
     val_fraction: float = 0.0
     train_limit: int | None = None
     test_limit: int | None = None
+    shift: int = 0
+    hflip: bool = False
 
     def validate(self) -> None:
         _require(0.0 <= self.val_fraction < 1.0, "data.val_fraction", f"must lie in [0, 1), got {self.val_fraction}")
         for key in ("train_limit", "test_limit"):
             v = getattr(self, key)
             _require(v is None or v > 0, f"data.{key}", f"must be null or > 0, got {v}")
+        _require(self.shift >= 0, "data.shift", f"must be >= 0 (pixels), got {self.shift}")
 
 
 @dataclass

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from .. import __version__, models, rules
 from ..cohort import Cohort, Mix
 from ..data import ArrayDataset, load_dataset, split_validation
+from ..data.augment import Augmentation
 from ..encoders import Encoder, create_encoder
 from ..errors import CheckpointError, ConfigError, DnmsnnError
 from ..network import Network
@@ -140,6 +141,11 @@ class Trainer:
                              exchange=cfg.cohort.exchange, weight=cfg.cohort.weight,
                              temperature=cfg.cohort.temperature, seeds=[m.seed for m in self.members])
         self.encoder: Encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=t.seed)
+        self.augment = Augmentation(cfg.data.shift, cfg.data.hflip)
+        _, h, w = train.shape
+        if cfg.data.shift >= min(h, w):
+            raise ConfigError(f"data.shift: {cfg.data.shift} pixels would move a {h}x{w} image out of view; "
+                              f"use less than {min(h, w)}")
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         if resume:
@@ -238,6 +244,7 @@ class Trainer:
         self.encoder.seed(derived_seed(cfg.train.seed, epoch, 1))
         self.encoder.with_T(cfg.encoder.T)
         self.cohort.seed([derived_seed(m.seed, epoch, 2) for m in members])
+        self.augment.seed(derived_seed(cfg.train.seed, epoch, 3))
         weight = cfg.cohort.weight_at(epoch)
         n_batches = math.ceil(len(self.train_set) / cfg.train.batch_size)
         bar = tqdm(batches(self.train_set, cfg.train.batch_size, order), total=n_batches, leave=False,
@@ -249,6 +256,8 @@ class Trainer:
                 m.optimizer.zero_grad(set_to_none=True)
             # [distributed] per trained member (loss, loss x samples, correct) of the global batch; Local: the
             # cohort's loss_backward on the whole batch, as before
+            if self.augment.active:  # the whole global batch, same draws on every rank
+                images = self.augment(images)
             stats = par.train_batch(self.cohort, self.encoder(images), labels, weight)
             for k, (loss, loss_x_n, right) in stats.items():
                 m = members[k]
