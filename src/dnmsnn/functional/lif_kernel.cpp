@@ -346,13 +346,16 @@ int64_t spike_count(const at::Tensor& s);
 at::Tensor spike_linear(const at::Tensor& s, int64_t ones, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
                         at::Tensor out);
 at::Tensor spike_weight_grad(const at::Tensor& g, const at::Tensor& s, int64_t ones);
+at::Tensor spike_conv2d(const at::Tensor& s, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                        int64_t ph, int64_t pw, at::Tensor out);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "dnmsnn CPU kernels: fused LIF/IF sequences, spike matmuls";
+  m.doc() = "dnmsnn CPU kernels: fused LIF/IF sequences, spike matmuls and convolutions";
   m.def("lif_forward", &lif_forward, "fused LIF/IF forward over [T, N] into preallocated spikes (and H)");
   m.def("lif_pool_forward", &lif_pool_forward, "fused LIF/IF forward with k x k average pooling of the spikes");
   m.def("lif_backward", &lif_backward, "fused LIF/IF BPTT backward over [T, N] into a preallocated grad_x");
   m.def("spike_count", &spike_count, "ones in a 0/1 tensor, or -1 if it holds another value");
   m.def("spike_linear", &spike_linear, "s W^T + b for 0/1 spikes s [R, K], into out [R, M]");
   m.def("spike_weight_grad", &spike_weight_grad, "g^T s [M, K] for 0/1 spikes s [R, K]");
+  m.def("spike_conv2d", &spike_conv2d, "stride-1 conv2d of 0/1 spikes s [N, Ci, H, W] into out [N, Ho, Wo, Co]");
 }

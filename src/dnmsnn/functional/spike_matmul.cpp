@@ -1,4 +1,4 @@
-// Matrix products with a 0/1 (spike) operand on the CPU, without multiplications.
+// Matrix products and convolutions with a 0/1 (spike) operand on the CPU, without multiplications.
 //
 // Built into the same extension as lif_kernel.cpp (see cpp.py) and called from fused.py, which documents
 // when each is used. For spikes s [R, K] (uint8, or float holding only 0 and 1), weights W [M, K] and
@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <cstring>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -313,6 +314,142 @@ void weight_grad_four_russians(const In* s, int64_t R, int64_t K, const float* g
   });
 }
 
+// ---- convolution with a 0/1 input ----------------------------------------------------------------------
+//
+// Stride 1, dilation 1, one group, zero padding (ph, pw), "four Russians" along the kernel rows: a 0/1 input row
+// seen through a window of Kw taps has one of 2^Kw patterns p (bit kx set when the input under tap kx is 1), so
+//   tab[ci, ky, p, :] = sum_{kx in p, ascending} W[:, ci, ky, kx]        (built once per call, channels padded
+//                                                                          to Cp, a multiple of 16, with zeros)
+//   out[n, oy, ox, :] = b + sum_{ci, ky : 0 <= iy < H} tab[ci, ky, p(n, ci, iy, ox), :],   iy = oy + ky - ph
+// -- Ci * Kh vector additions per output pixel in registers, whatever the density, where the dense product
+// takes Ci * Kh * Kw multiply-adds; each output value's sum runs in a fixed order (thread-count independent).
+// Measured against oneDNN (chunked, channels-last, 1 thread): 1 -> 20 channels 5x5 on 28x28 2.6x faster (the
+// output is written once, straight into place), 20 -> 50 5x5 1.6x, 64 -> 64 3x3 1.0-1.5x. The weight gradient is
+// left to oneDNN (binning the output gradient by pattern measured 2-3x slower than its backward).
+
+struct ConvGeometry {
+  int64_t Ci, H, W, Kh, Kw, ph, pw, Ho, Wo, Co, Cp;
+  int64_t sN, sC, sH, sW;  // input strides (elements)
+  int64_t patterns() const { return int64_t(1) << Kw; }
+  int64_t table() const { return Ci * Kh * patterns() * Cp; }
+};
+
+// pat[(ci * H + iy) * Wo + ox] = Cp x the window pattern of input row (ci, iy) at output column ox, for image n
+// (the pattern's offset into its table row).
+template <typename In>
+void window_patterns(const In* s, int64_t n, const ConvGeometry& g, int32_t* pat, uint8_t* bits) {
+  const int64_t Wp = g.W + 2 * g.pw;
+  std::memset(bits, 0, static_cast<size_t>(Wp));
+  for (int64_t ci = 0; ci < g.Ci; ++ci)
+    for (int64_t iy = 0; iy < g.H; ++iy) {
+      const In* row = s + n * g.sN + ci * g.sC + iy * g.sH;
+      for (int64_t ix = 0; ix < g.W; ++ix) bits[g.pw + ix] = static_cast<uint8_t>(row[ix * g.sW] != In(0));
+      int32_t* out = pat + (ci * g.H + iy) * g.Wo;
+      uint32_t p = 0;
+      for (int64_t kx = 0; kx < g.Kw - 1; ++kx) p |= uint32_t(bits[kx]) << kx;
+      for (int64_t ox = 0; ox < g.Wo; ++ox) {
+        p = (p & ~(uint32_t(1) << (g.Kw - 1))) | (uint32_t(bits[ox + g.Kw - 1]) << (g.Kw - 1));
+        out[ox] = static_cast<int32_t>(p * g.Cp);
+        p >>= 1;
+      }
+    }
+}
+
+// Channels [c0, min(c0 + 16 NV, Co)) of one pixel's Co values at dst from the NV vectors v.
+template <int NV>
+inline void store_pixel(float* dst, int64_t c0, int64_t Co, const Vec* v) {
+  const int64_t n = std::min<int64_t>(NV * kVL, Co - c0);
+  for (int i = 0; i < NV; ++i) {
+    if ((i + 1) * kVL <= n) {
+      store(dst + c0 + i * kVL, v[i]);
+    } else {
+      float tail[kVL];
+      store(tail, v[i]);
+      for (int64_t c = i * kVL; c < n; ++c) dst[c0 + c] = tail[c - i * kVL];
+    }
+  }
+}
+
+constexpr int64_t kMaxConvRows = 1024;  // Ci * Kh: the (ci, ky) table rows summed per output pixel
+
+// The table rows and pattern rows that output row oy sums: rows r = (ci, ky) with 0 <= oy + ky - ph < H.
+inline int64_t rows_of(const ConvGeometry& g, int64_t oy, const int32_t* pat, const float* tab, int64_t c0,
+                       const float** tb, const int32_t** pr) {
+  const int64_t ky0 = std::max<int64_t>(0, g.ph - oy), ky1 = std::min<int64_t>(g.Kh, g.H + g.ph - oy);
+  int64_t R = 0;
+  for (int64_t ci = 0; ci < g.Ci; ++ci)
+    for (int64_t ky = ky0; ky < ky1; ++ky, ++R) {
+      tb[R] = tab + (ci * g.Kh + ky) * g.patterns() * g.Cp + c0;
+      pr[R] = pat + (ci * g.H + oy + ky - g.ph) * g.Wo;
+    }
+  return R;
+}
+
+// Output pixels ox .. ox + PX - 1 of row oy (values pre-scaled pattern offsets p * Cp in pat).
+template <int NV, int PX>
+inline void conv_block(int64_t R, const float* const* tb, const int32_t* const* pr, int64_t ox, const float* bias,
+                       int64_t c0, int64_t Co, float* o) {
+  Vec acc[PX][NV];
+  for (int j = 0; j < PX; ++j)
+    for (int v = 0; v < NV; ++v) acc[j][v] = load(bias + c0 + v * kVL);
+  for (int64_t r = 0; r < R; ++r) {
+    const float* t = tb[r];
+    const int32_t* q = pr[r] + ox;
+    for (int j = 0; j < PX; ++j)
+      for (int v = 0; v < NV; ++v) acc[j][v] += load(t + q[j] + v * kVL);
+  }
+  for (int j = 0; j < PX; ++j) store_pixel<NV>(o + (ox + j) * Co, c0, Co, acc[j]);
+}
+
+template <int NV>
+void conv_pixels(const ConvGeometry& g, const int32_t* pat, const float* tab, const float* bias, int64_t c0, float* o) {
+  constexpr int PX = NV <= 2 ? 4 : 2;
+  const float* tb[kMaxConvRows];
+  const int32_t* pr[kMaxConvRows];
+  for (int64_t oy = 0; oy < g.Ho; ++oy) {
+    const int64_t R = rows_of(g, oy, pat, tab, c0, tb, pr);
+    float* orow = o + oy * g.Wo * g.Co;
+    int64_t ox = 0;
+    for (; ox + PX <= g.Wo; ox += PX) conv_block<NV, PX>(R, tb, pr, ox, bias, c0, g.Co, orow);
+    for (; ox < g.Wo; ++ox) conv_block<NV, 1>(R, tb, pr, ox, bias, c0, g.Co, orow);
+  }
+}
+
+// f<NV>(c0) for the channel chunks [c0, c0 + 16 NV) that cover Cp, NV <= 4
+template <typename F>
+void for_channel_chunks(int64_t Cp, const F& f) {
+  for (int64_t c0 = 0; c0 < Cp; c0 += 4 * kVL) {
+    switch (std::min<int64_t>(4, (Cp - c0) / kVL)) {
+      case 1: f(std::integral_constant<int, 1>(), c0); break;
+      case 2: f(std::integral_constant<int, 2>(), c0); break;
+      case 3: f(std::integral_constant<int, 3>(), c0); break;
+      default: f(std::integral_constant<int, 4>(), c0); break;
+    }
+  }
+}
+
+// This thread's scratch of n values of T (reused across calls; slot 0: window patterns, 1: row bits).
+template <typename T>
+T* thread_scratch(int slot, int64_t n) {
+  thread_local std::vector<uint64_t> buf[2];
+  const size_t words = static_cast<size_t>((n * static_cast<int64_t>(sizeof(T)) + 7) / 8 + 8);
+  if (buf[slot].size() < words) buf[slot].resize(words);
+  return reinterpret_cast<T*>(buf[slot].data());
+}
+
+template <typename In>
+void conv_forward(const In* s, int64_t N, const ConvGeometry& g, const float* tab, const float* bias, float* out) {
+  parallel_rows(N, 4, [&](int64_t n0, int64_t n1) {
+    int32_t* pat = thread_scratch<int32_t>(0, g.Ci * g.H * g.Wo);
+    uint8_t* bits = thread_scratch<uint8_t>(1, g.W + 2 * g.pw);
+    for (int64_t n = n0; n < n1; ++n) {
+      window_patterns(s, n, g, pat, bits);
+      float* o = out + n * g.Ho * g.Wo * g.Co;
+      for_channel_chunks(g.Cp, [&](auto nv, int64_t c0) { conv_pixels<decltype(nv)::value>(g, pat, tab, bias, c0, o); });
+    }
+  });
+}
+
 // ---- entry points --------------------------------------------------------------------------------------
 
 void check_spikes(const at::Tensor& s) {
@@ -425,4 +562,53 @@ at::Tensor spike_weight_grad(const at::Tensor& g, const at::Tensor& s, int64_t o
   at::Tensor dw = at::empty({M, K}, g.options());
   transpose_into(dwt.data_ptr<float>(), K, M, M, dw.data_ptr<float>(), K);
   return dw;
+}
+
+// The geometry of a stride-1 convolution of s [N, Ci, H, W] (uint8 / float32 0/1, any strides) with a kernel of
+// Kh x Kw (Kw <= kMaxConvKw) and zero padding (ph, pw) into Co channels.
+constexpr int64_t kMaxConvKw = 10;
+
+ConvGeometry conv_geometry(const at::Tensor& s, int64_t Kh, int64_t Kw, int64_t ph, int64_t pw, int64_t Co) {
+  TORCH_CHECK(s.dim() == 4 && s.device().is_cpu(), "spike conv input must be a CPU [N, Ci, H, W] tensor");
+  TORCH_CHECK(s.scalar_type() == at::kByte || s.scalar_type() == at::kFloat, "spikes must be uint8 or float32");
+  TORCH_CHECK(Kh > 0 && Kw > 0 && Kw <= kMaxConvKw && s.size(1) * Kh <= kMaxConvRows && ph >= 0 && pw >= 0 && Co > 0,
+              "invalid convolution geometry (needs Kw <= 10 and Ci * Kh <= 1024)");
+  ConvGeometry g{s.size(1), s.size(2), s.size(3), Kh, Kw, ph, pw, s.size(2) + 2 * ph - Kh + 1, s.size(3) + 2 * pw - Kw + 1,
+                 Co, (Co + kVL - 1) / kVL * kVL, s.stride(0), s.stride(1), s.stride(2), s.stride(3)};
+  TORCH_CHECK(g.Ho > 0 && g.Wo > 0, "the kernel is larger than the padded input");
+  return g;
+}
+
+// out [N, Ho, Wo, Co] (contiguous, float32) = conv2d(s, W, b) for 0/1 spikes s; W [Co, Ci, Kh, Kw] float32.
+at::Tensor spike_conv2d(const at::Tensor& s, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                        int64_t ph, int64_t pw, at::Tensor out) {
+  TORCH_CHECK(weight.dim() == 4 && weight.scalar_type() == at::kFloat && weight.size(1) == s.size(1),
+              "weight must be float32 [Co, Ci, Kh, Kw] matching the input's channels");
+  const ConvGeometry g = conv_geometry(s, weight.size(2), weight.size(3), ph, pw, weight.size(0));
+  TORCH_CHECK(out.dim() == 4 && out.is_contiguous() && out.scalar_type() == at::kFloat && out.size(0) == s.size(0) &&
+                  out.size(1) == g.Ho && out.size(2) == g.Wo && out.size(3) == g.Co,
+              "out must be contiguous float32 [N, Ho, Wo, Co]");
+  // tab[ci, ky, p, c] = sum over the set bits kx of p, ascending, of W[c, ci, ky, kx]: entry p = entry (p without its
+  // highest bit) + the highest bit's tap, which adds the taps in ascending order
+  const int64_t P = g.patterns();
+  at::Tensor tab = at::zeros({g.Ci, g.Kh, P, g.Cp}, at::kFloat);
+  const at::Tensor wt = weight.permute({1, 2, 3, 0}).contiguous();  // [Ci, Kh, Kw, Co]
+  const float* wp = wt.data_ptr<float>();
+  float* tp = tab.data_ptr<float>();
+  for (int64_t r = 0; r < g.Ci * g.Kh; ++r)
+    for (int64_t p = 1; p < P; ++p) {
+      int64_t top = 0;
+      while ((p >> (top + 1)) != 0) ++top;
+      const float* prev = tp + (r * P + (p & ~(int64_t(1) << top))) * g.Cp;
+      const float* w = wp + (r * g.Kw + top) * g.Co;
+      float* dst = tp + (r * P + p) * g.Cp;
+      for (int64_t c = 0; c < g.Co; ++c) dst[c] = prev[c] + w[c];
+    }
+  at::Tensor b = at::zeros({g.Cp}, at::kFloat);
+  if (bias.has_value() && bias->defined()) b.narrow(0, 0, g.Co).copy_(*bias);
+  with_spikes(s, [&](auto p) {
+    conv_forward(p, s.size(0), g, tp, b.data_ptr<float>(), out.data_ptr<float>());
+    return 0;
+  });
+  return out;
 }

@@ -1,4 +1,4 @@
-"""Linear layers on 0/1 spike inputs without multiplications (``spike_matmul.cpp``).
+"""Linear and convolution layers on 0/1 spike inputs without multiplications (``spike_matmul.cpp``).
 
 A spike is 0 or 1, so ``y = s W^T + b`` is a sum of selected weight rows and the weight gradient
 ``dW = g^T s`` a sum of selected gradient rows:
@@ -11,9 +11,19 @@ rate-coded input layer, ~50 % ones) use the "four Russians" tables (one table lo
 The sums run in a fixed order (independent of the thread count), so results are deterministic; they
 equal the dense product to float rounding, not bitwise (a different summation order).
 
-Used automatically on CPU float32 by :class:`~dnmsnn.layers.Linear` when its input holds only 0 and 1
-(checked by one vectorised pass that stops at the first other value), and by the fused LIF -> Linear
-node, unless :func:`~dnmsnn.functional.reference_path` is active, :func:`spike_matmul` turns it off, or
+A stride-1 convolution of a 0/1 input (:func:`spike_conv_ones`, used by the stacked multi-step
+``Conv2d``) looks each input row up through its window of Kw taps: with ``p`` the window's 0/1 pattern,
+``tab[ci, ky, p] = sum_{kx in p} W[:, ci, ky, kx]`` is built once per call and
+
+    y[n, :, oy, ox] = b + sum_{ci, ky} tab[ci, ky, p(n, ci, oy + ky - ph, ox)]
+
+(``Ci * Kh`` vector additions per output pixel instead of ``Ci * Kh * Kw`` multiply-adds); its weight
+gradient stays oneDNN's.
+
+Used automatically on CPU float32 by :class:`~dnmsnn.layers.Linear` and the multi-step
+:class:`~dnmsnn.layers.Conv2d` when their input holds only 0 and 1 (checked by one vectorised pass that
+stops at the first other value), and by the fused LIF -> Linear node, unless
+:func:`~dnmsnn.functional.reference_path` is active, :func:`spike_matmul` turns it off, or
 ``DNMSNN_NO_SPIKE_MATMUL=1`` is set. Without the C++ kernels (no compiler) the dense product is used.
 Higher-order gradients (``create_graph=True`` through such a layer) need ``spike_matmul(False)``.
 """
@@ -31,6 +41,8 @@ from . import cpp
 
 _ENABLED = contextvars.ContextVar("dnmsnn_spike_matmul", default=not os.environ.get("DNMSNN_NO_SPIKE_MATMUL"))
 MIN_OUT_FEATURES = 16  # narrower outputs (a 10-class readout): the dense weight gradient is faster
+MAX_CONV_KW = 10        # spike convolution: kernel width (2^Kw window patterns per table row)
+MAX_CONV_ROWS = 1024    # spike convolution: in_channels x kernel height (table rows summed per output pixel)
 
 
 def spike_matmul(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
@@ -61,6 +73,33 @@ def count_ones(s2: torch.Tensor, weight: torch.Tensor) -> int | None:
         return None
     ones = int(mod.spike_count(s2))
     return None if ones < 0 else ones
+
+
+def spike_conv_ones(x: torch.Tensor, weight: torch.Tensor, stride: tuple, padding: tuple, dilation: tuple,
+                    groups: int) -> int | None:
+    """Number of ones in the convolution input x ``[N, C, H, W]`` when the spike convolution applies (0/1 values,
+    CPU float32, stride 1, dilation 1, one group, numeric padding, kernel width <= 10, ``C * Kh <= 1024``, NCHW or
+    channels-last strides, switched on, C++ kernels built), else None."""
+    if (groups != 1 or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1) or isinstance(padding, str)
+            or weight.dim() != 4 or weight.shape[3] > MAX_CONV_KW or weight.shape[1] * weight.shape[2] > MAX_CONV_ROWS
+            or x.dtype != torch.float32 or weight.dtype != torch.float32):
+        return None
+    mod = _kernels(x, weight)
+    if mod is None:
+        return None
+    flat = x if x.is_contiguous() else x.permute(0, 2, 3, 1)  # the count needs one contiguous pass, in any order
+    if not flat.is_contiguous():
+        return None
+    ones = int(mod.spike_count(flat))
+    return None if ones < 0 else ones
+
+
+def spike_conv2d_into(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple,
+                      out: torch.Tensor) -> torch.Tensor:
+    """``out`` ``[N, Ho, Wo, Co]`` (contiguous) = the stride-1 ``F.conv2d(x, weight, bias, padding=padding)`` of the 0/1
+    input x, channels last (checked by :func:`spike_conv_ones`)."""
+    return cpp.load().spike_conv2d(x, weight.detach(), None if bias is None else bias.detach(), int(padding[0]),
+                                   int(padding[1]), out)
 
 
 def spike_linear_rows(s2: torch.Tensor, ones: int, weight: torch.Tensor, bias: torch.Tensor | None,
