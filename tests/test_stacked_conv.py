@@ -213,6 +213,23 @@ def test_neuron_pool_rejects_nan():
         net(x)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("where", [(0, 0, 0, 0, 0), (2, 1, 3, 11, 11), (1, 0, 1, 5, 6)])
+@pytest.mark.parametrize("grad", [False, True])
+def test_neuron_pool_kernel_finds_nonfinite_input_itself(bad, where, grad):
+    """No NaN pass of its own: the kernel reports NaN / Inf anywhere (first or last step, band, channel)."""
+    lif, pool = dnmsnn.LIF(beta=0.8, threshold=0.4), dnmsnn.AvgPool2d(2)
+    x = torch.rand(3, 2, 12, 12, 4).permute(0, 1, 4, 2, 3)  # [T, B, C, H, W] with channels-last steps
+    assert lif.forward_fused(x, pool) is not None  # the fused node applies to clean input
+    x = x.clone(memory_format=torch.preserve_format)
+    x[where] = bad
+    x.requires_grad_(grad)
+    with pytest.raises(dnmsnn.InputError, match="LIF received NaN or Inf"):
+        lif.forward_fused(x, pool)
+    with pytest.raises(dnmsnn.InputError, match="neuron_pool_sequence received NaN or Inf"):
+        dnmsnn.functional.neuron_pool_sequence(x, lif.parameters_tuple(x.dtype), 2)
+
+
 def test_higher_order_gradients_are_refused_clearly_and_work_on_aten():
     x = torch.rand(3, 2, 1, 8, 8, dtype=torch.float64, requires_grad=True)
     net = dnmsnn.Sequential(dnmsnn.Conv2d(1, 2, 3), dnmsnn.AvgPool2d(2)).double()

@@ -133,9 +133,8 @@ class _SpikingNeuron(SpikingModule):
         p = self.parameters_tuple(x.dtype)
         if not F.neuron_pool_fusable(x, p, k):
             return None
-        check_finite(x, type(self).__name__)
         self.v_trace = None
-        return F.neuron_pool_sequence(x, p, k)
+        return F.neuron_pool_sequence(x, p, k, who=type(self).__name__)  # the kernel rejects NaN / Inf
 
     def step(self, x: torch.Tensor, state: F.NeuronState | None = None) -> tuple[torch.Tensor, F.NeuronState]:
         s, state, _ = F.neuron_step(x, state, self.parameters_tuple(x.dtype))

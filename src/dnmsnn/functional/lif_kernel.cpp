@@ -17,6 +17,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -152,24 +153,36 @@ void forward_impl(const S* __restrict__ x, const S* __restrict__ thr, O* __restr
   });
 }
 
+// 1 when a run of n values holds NaN or Inf (x - x is 0 for every finite x, NaN otherwise); vectorises
+template <typename S>
+inline int32_t nonfinite_run(const S* __restrict__ x, int64_t n) {
+  int32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= static_cast<int32_t>(x[i] - x[i] != S(0));
+  return bad;
+}
+
 // The same recurrence with k x k average pooling (stride k) of the spikes, for steps laid out [B, Hgt, Wid, C]
 // (channels-last images, Hgt and Wid multiples of k): a work item is one band of k image rows (k*Wid*C
 // neurons, contiguous), so its spikes are pooled while still in L1 and never written out:
 //   pooled[t, b, i, j, c] = (sum_{a < k, e < k} s[t, b, k i + a, k j + e, c]) / k^2   (row-major window order)
+// Returns whether x held NaN or Inf (checked in passing: the caller then needs no pass of its own over x).
 template <typename S, bool Strict, bool Zero>
-void forward_pool_impl(const S* __restrict__ x, S thr, S* __restrict__ pooled, S* __restrict__ h_out, int64_t T,
+bool forward_pool_impl(const S* __restrict__ x, S thr, S* __restrict__ pooled, S* __restrict__ h_out, int64_t T,
                        int64_t B, int64_t Hgt, int64_t Wid, int64_t C, int64_t k, const Params<S>& p) {
   const int64_t N = B * Hgt * Wid * C, band = k * Wid * C, bands = B * (Hgt / k), Wo = Wid / k;
   const int64_t M = bands * Wo * C;  // pooled values per step
   const S area = static_cast<S>(k * k);
+  std::atomic<bool> nonfinite{false};
   at::parallel_for(0, bands, 1, [&](int64_t begin, int64_t end) {
     std::vector<S> v(band), hbuf(band), sbuf(band);
+    int32_t bad = 0;
     for (int64_t q = begin; q < end; ++q) {
       const int64_t b0 = q * band;
       for (int64_t i = 0; i < band; ++i) v[i] = p.v_reset;
       for (int64_t t = 0; t < T; ++t) {
         S* h = h_out ? h_out + t * N + b0 : hbuf.data();
         charge_run<S>(p, v.data(), x + t * N + b0, h, band);
+        bad |= nonfinite_run(x + t * N + b0, band);
         fire_run<S, S, Strict, Zero, true>(h, &thr, p.v_reset, sbuf.data(), v.data(), band);
         S* out = pooled + t * M + q * Wo * C;
         for (int64_t j = 0; j < Wo; ++j) {
@@ -184,7 +197,9 @@ void forward_pool_impl(const S* __restrict__ x, S thr, S* __restrict__ pooled, S
         }
       }
     }
+    if (bad) nonfinite = true;
   });
+  return nonfinite;
 }
 
 template <typename S, bool Strict, bool Zero, bool Detach, bool ThrScalar, bool WantThr, bool Temporal>
@@ -278,8 +293,9 @@ void lif_forward(const at::Tensor& x, const at::Tensor& thr, int64_t form, doubl
 }
 
 // Spikes of x [T, B*Hgt*Wid*C] (steps laid out [B, Hgt, Wid, C]) pooled k x k into `pooled`
-// [T, B*(Hgt/k)*(Wid/k)*C]; H into `h` when given. One threshold value.
-void lif_pool_forward(const at::Tensor& x, const at::Tensor& thr, int64_t form, double beta, double tau,
+// [T, B*(Hgt/k)*(Wid/k)*C]; H into `h` when given. One threshold value. Returns whether x held NaN or Inf (then
+// the outputs are meaningless and the caller raises).
+bool lif_pool_forward(const at::Tensor& x, const at::Tensor& thr, int64_t form, double beta, double tau,
                       double v_reset, bool zero_reset, bool strict, int64_t B, int64_t Hgt, int64_t Wid, int64_t C,
                       int64_t k, const at::Tensor& pooled, const c10::optional<at::Tensor>& h) {
   check_inputs(x, thr);
@@ -291,16 +307,18 @@ void lif_pool_forward(const at::Tensor& x, const at::Tensor& thr, int64_t form, 
                   pooled.is_contiguous() && pooled.scalar_type() == x.scalar_type(),
               "pooled must be a contiguous [T, N / k^2] tensor of x's dtype");
   const bool want_h = checked_h(h, x);
+  bool nonfinite = false;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dnmsnn_lif_pool_forward", [&] {
     const auto p = make_params<scalar_t>(form, beta, tau, v_reset, zero_reset, strict);
     with_flag(strict, [&](auto St) {
       with_flag(zero_reset, [&](auto Z) {
-        forward_pool_impl<scalar_t, decltype(St)::value, decltype(Z)::value>(
+        nonfinite = forward_pool_impl<scalar_t, decltype(St)::value, decltype(Z)::value>(
             x.data_ptr<scalar_t>(), thr.data_ptr<scalar_t>()[0], pooled.data_ptr<scalar_t>(),
             want_h ? h->data_ptr<scalar_t>() : nullptr, T, B, Hgt, Wid, C, k, p);
       });
     });
   });
+  return nonfinite;
 }
 
 // Writes dL/dx into `gx` ([T, N], allocated by the caller; it may be grad_s itself) and returns dL/dthreshold
@@ -352,7 +370,8 @@ at::Tensor spike_conv2d(const at::Tensor& s, const at::Tensor& weight, const c10
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "dnmsnn CPU kernels: fused LIF/IF sequences, spike matmuls and convolutions";
   m.def("lif_forward", &lif_forward, "fused LIF/IF forward over [T, N] into preallocated spikes (and H)");
-  m.def("lif_pool_forward", &lif_pool_forward, "fused LIF/IF forward with k x k average pooling of the spikes");
+  m.def("lif_pool_forward", &lif_pool_forward, "fused LIF/IF forward with k x k average pooling of the spikes; "
+        "returns whether x held NaN or Inf");
   m.def("lif_backward", &lif_backward, "fused LIF/IF BPTT backward over [T, N] into a preallocated grad_x");
   m.def("spike_count", &spike_count, "ones in a 0/1 tensor, or -1 if it holds another value");
   m.def("spike_linear", &spike_linear, "s W^T + b for 0/1 spikes s [R, K], into out [R, M]");

@@ -204,16 +204,18 @@ def integrator_readout(x: torch.Tensor, beta: float | None, readout: str) -> tor
     return torch.tensordot(w, x, dims=([0], [0]))
 
 
-def neuron_pool_sequence(x: torch.Tensor, p: NeuronParameters, k: int) -> torch.Tensor | None:
+def neuron_pool_sequence(x: torch.Tensor, p: NeuronParameters, k: int,
+                         who: str = "neuron_pool_sequence") -> torch.Tensor | None:
     """``F.avg_pool2d`` (k x k, stride k) of ``neuron_sequence(x, p)[0]`` for x [T, B, C, H, W] whose steps are
     channels-last (a stacked :class:`~dnmsnn.layers.Conv2d`'s output), in one pass of the C++ kernel that
     never writes the spikes (same values); None where that does not apply (see
-    :func:`~dnmsnn.functional.fused.neuron_pool_fusable`) or inside :func:`reference_path`."""
+    :func:`~dnmsnn.functional.fused.neuron_pool_fusable`) or inside :func:`reference_path`. NaN or Inf in x
+    (found by the kernel as it reads x): :class:`~dnmsnn.InputError` naming ``who``."""
     from .fused import fused_neuron_pool, neuron_pool_fusable
 
     if not (_FUSED.get() and neuron_pool_fusable(x, p, k)):
         return None
-    return fused_neuron_pool(x, p, _TEMPORAL_GRAD.get(), k)
+    return fused_neuron_pool(x, p, _TEMPORAL_GRAD.get(), k, who)
 
 
 def neuron_linear_sequence(x: torch.Tensor, p: NeuronParameters, weight: torch.Tensor,
