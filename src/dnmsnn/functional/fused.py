@@ -169,17 +169,20 @@ def _backward(grad_s: torch.Tensor, h_seq: torch.Tensor, p: NeuronParameters, te
 
 
 def _backward_cpp(mod, grad_s: torch.Tensor, h_seq: torch.Tensor, p: NeuronParameters, temporal: bool,
-                  want_thr: bool, in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                  want_thr: bool, in_place: bool = False, pool_k: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The kernel's backward; with ``pool_k`` = k, grad_s is dL/d(k x k average pooling of the spikes) and h_seq
+    [T, B, Hgt, Wid, C] (the kernel spreads ``grad / k^2`` over each window itself)."""
     a, c = charge_slopes(p)
     form, beta, tau = _form(p)
     T = h_seq.shape[0]
     surrogate = p.surrogate
     g = grad_s.contiguous()
-    gx = g if in_place and g is grad_s else POOL.empty(h_seq.shape, h_seq.dtype, h_seq.device)
+    pool = list(h_seq.shape[2:]) + [pool_k] if pool_k else []
+    gx = g if in_place and g is grad_s and not pool_k else POOL.empty(h_seq.shape, h_seq.dtype, h_seq.device)
     g_thr = mod.lif_backward(
         g.view(T, -1), h_seq.view(T, -1), _kernel_threshold(p.threshold, h_seq), form, beta, tau,
         p.v_reset, p.reset == "zero", p.strict, p.detach_reset, _SURROGATE_CODES[type(surrogate)],
-        float(getattr(surrogate, surrogate.param)), temporal, a, c, want_thr, gx.view(T, -1))
+        float(getattr(surrogate, surrogate.param)), temporal, a, c, want_thr, gx.view(T, -1), pool)
     return gx, (g_thr.view(h_seq.shape[1:]) if want_thr else None)
 
 
@@ -257,8 +260,9 @@ class NeuronPoolSequence(torch.autograd.Function):
 
     Same values as the two nodes in a row (the spikes of :func:`_forward`, then ``F.avg_pool2d``: sums of
     0/1 in window order, exact), without the [T, B, Hgt, Wid, C] spike tensor: the C++ kernel pools each
-    band of k image rows while its spikes are in cache. The backward broadcasts ``dL/dpooled / k^2`` to
-    dL/dspikes (the pooling's derivative) and runs the neuron's backward over it in place.
+    band of k image rows while its spikes are in cache. The backward is the neuron's kernel backward fed
+    ``dL/dpooled / k^2`` for every neuron of a window (the pooling's derivative, gathered per block of
+    neurons: no [T, B, Hgt, Wid, C] dL/dspikes tensor either).
     """
 
     @staticmethod
@@ -274,13 +278,9 @@ class NeuronPoolSequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_pooled: torch.Tensor):  # type: ignore[override]
         (h_seq,) = ctx.saved_tensors
-        k = ctx.k
-        T, B, hgt, wid, c = h_seq.shape
-        grad_s = POOL.empty(h_seq.shape, h_seq.dtype, h_seq.device)
-        g = (grad_pooled / (k * k)).reshape(T, B, hgt // k, 1, wid // k, 1, c)
-        grad_s.view(T, B, hgt // k, k, wid // k, k, c).copy_(g.expand(T, B, hgt // k, k, wid // k, k, c))
         want_thr = ctx.needs_input_grad[1]
-        gx, g_thr = _backward(grad_s, h_seq, ctx.p, ctx.temporal, want_thr, in_place=True)
+        gx, g_thr = _backward_cpp(_kernel(h_seq, ctx.p), grad_pooled, h_seq, ctx.p, ctx.temporal, want_thr,
+                                  pool_k=ctx.k)
         if want_thr:
             g_thr = _reduce_to(g_thr, ctx.thr_shape)
         return gx, g_thr, None, None, None, None

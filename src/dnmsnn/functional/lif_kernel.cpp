@@ -202,23 +202,47 @@ bool forward_pool_impl(const S* __restrict__ x, S thr, S* __restrict__ pooled, S
   return nonfinite;
 }
 
+// dL/dspikes given as the gradient of their k x k average pooling (stride k): for the neurons laid out [B, Hgt, Wid,
+// C] per step, dL/ds[t, b, y, x, c] = gp[t, ((b * (Hgt/k) + y/k) * (Wid/k) + x/k) * C + c] / k^2 (the pooling's
+// derivative, computed per block instead of as a [T, N] tensor)
+struct PooledGrad {
+  int64_t Hgt, Wid, C, k;
+  int64_t index(int64_t j) const {  // pooled index of neuron j of a step
+    const int64_t c = j % C, x = (j / C) % Wid, y = (j / (C * Wid)) % Hgt, b = j / (C * Wid * Hgt);
+    return ((b * (Hgt / k) + y / k) * (Wid / k) + x / k) * C + c;
+  }
+  int64_t per_step(int64_t N) const { return N / (k * k); }
+};
+
+// gs: dL/dspikes [T, N], or with `pooled` the pooling's gradient [T, N / k^2]
 template <typename S, bool Strict, bool Zero, bool Detach, bool ThrScalar, bool WantThr, bool Temporal>
 void backward_impl(const S* gs, const S* __restrict__ H, const S* __restrict__ thr, S* gx,
                    S* __restrict__ gthr, int64_t T, int64_t N, const Params<S>& p, int64_t surr, S surr_param,
-                   S dh_dv, S dh_dx) {
+                   S dh_dv, S dh_dx, const PooledGrad* pooled) {
   at::parallel_for(0, N, kBlock, [&](int64_t begin, int64_t end) {
     S gv[kBlock];
     S gt[kBlock];
     S sg[kBlock];
+    S gbuf[kBlock];
+    int64_t src[kBlock];
+    const S area = pooled ? static_cast<S>(pooled->k * pooled->k) : S(1);
+    const int64_t M = pooled ? pooled->per_step(N) : N;
     for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
       const int64_t n = std::min(kBlock, end - b0);
       const S* th = ThrScalar ? thr : thr + b0;
       for (int64_t i = 0; i < n; ++i) gv[i] = gt[i] = S(0);
+      if (pooled)
+        for (int64_t i = 0; i < n; ++i) src[i] = pooled->index(b0 + i);
       for (int64_t t = T - 1; t >= 0; --t) {
         const S* h = H + t * N + b0;
+        const S* g = gs + t * N + b0;
+        if (pooled) {
+          for (int64_t i = 0; i < n; ++i) gbuf[i] = gs[t * M + src[i]] / area;
+          g = gbuf;
+        }
         surrogate_run<S, ThrScalar>(surr, surr_param, h, th, sg, n);
-        grad_run<S, Strict, Zero, Detach, ThrScalar, WantThr, Temporal>(gs + t * N + b0, h, th, sg, p.v_reset, dh_dv,
-                                                                         dh_dx, gv, gt, gx + t * N + b0, n);
+        grad_run<S, Strict, Zero, Detach, ThrScalar, WantThr, Temporal>(g, h, th, sg, p.v_reset, dh_dv, dh_dx, gv,
+                                                                         gt, gx + t * N + b0, n);
       }
       if (WantThr)
         for (int64_t i = 0; i < n; ++i) gthr[b0 + i] = gt[i];
@@ -322,14 +346,27 @@ bool lif_pool_forward(const at::Tensor& x, const at::Tensor& thr, int64_t form, 
 }
 
 // Writes dL/dx into `gx` ([T, N], allocated by the caller; it may be grad_s itself) and returns dL/dthreshold
-// per neuron [N] summed over T (an empty tensor unless want_thr).
+// per neuron [N] summed over T (an empty tensor unless want_thr). With pool = {Hgt, Wid, C, k} (steps laid out
+// [B, Hgt, Wid, C]), grad_s is the gradient of the spikes' k x k average pooling, [T, N / k^2] (see PooledGrad).
 at::Tensor lif_backward(const at::Tensor& grad_s, const at::Tensor& h, const at::Tensor& thr, int64_t form,
                         double beta, double tau, double v_reset, bool zero_reset, bool strict, bool detach_reset,
                         int64_t surr, double surr_param, bool temporal, double dh_dv, double dh_dx, bool want_thr,
-                        const at::Tensor& gx) {
+                        const at::Tensor& gx, const std::vector<int64_t>& pool) {
   check_inputs(h, thr);
-  TORCH_CHECK(grad_s.sizes() == h.sizes() && grad_s.is_contiguous() && grad_s.scalar_type() == h.scalar_type(),
-              "grad must be contiguous and shaped like H");
+  TORCH_CHECK(pool.empty() || pool.size() == 4, "pool must be empty or {Hgt, Wid, C, k}");
+  PooledGrad pg{};
+  if (!pool.empty()) {
+    pg = PooledGrad{pool[0], pool[1], pool[2], pool[3]};
+    TORCH_CHECK(pg.k >= 1 && pg.Hgt % pg.k == 0 && pg.Wid % pg.k == 0 && h.size(1) % (pg.Hgt * pg.Wid * pg.C) == 0,
+                "pool geometry does not fit H");
+    TORCH_CHECK(grad_s.dim() == 2 && grad_s.size(0) == h.size(0) && grad_s.size(1) == pg.per_step(h.size(1)) &&
+                    grad_s.is_contiguous() && grad_s.scalar_type() == h.scalar_type(),
+                "pooled grad must be contiguous [T, N / k^2] of H's dtype");
+    TORCH_CHECK(!gx.is_same(grad_s), "grad_x cannot overwrite a pooled grad");
+  } else {
+    TORCH_CHECK(grad_s.sizes() == h.sizes() && grad_s.is_contiguous() && grad_s.scalar_type() == h.scalar_type(),
+                "grad must be contiguous and shaped like H");
+  }
   TORCH_CHECK(gx.sizes() == h.sizes() && gx.is_contiguous() && gx.scalar_type() == h.scalar_type(),
               "grad_x must be contiguous and shaped like H");
   const int64_t T = h.size(0), N = h.size(1);
@@ -346,7 +383,8 @@ at::Tensor lif_backward(const at::Tensor& grad_s, const at::Tensor& h, const at:
                               decltype(Sc)::value, decltype(W)::value, decltype(Tm)::value>(
                     grad_s.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), thr.data_ptr<scalar_t>(),
                     gx.data_ptr<scalar_t>(), want_thr ? gthr.data_ptr<scalar_t>() : nullptr, T, N, p, surr,
-                    static_cast<scalar_t>(surr_param), static_cast<scalar_t>(dh_dv), static_cast<scalar_t>(dh_dx));
+                    static_cast<scalar_t>(surr_param), static_cast<scalar_t>(dh_dv), static_cast<scalar_t>(dh_dx),
+                    pool.empty() ? nullptr : &pg);
               });
             });
           });
@@ -372,7 +410,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lif_forward", &lif_forward, "fused LIF/IF forward over [T, N] into preallocated spikes (and H)");
   m.def("lif_pool_forward", &lif_pool_forward, "fused LIF/IF forward with k x k average pooling of the spikes; "
         "returns whether x held NaN or Inf");
-  m.def("lif_backward", &lif_backward, "fused LIF/IF BPTT backward over [T, N] into a preallocated grad_x");
+  m.def("lif_backward", &lif_backward, "fused LIF/IF BPTT backward over [T, N] into a preallocated grad_x (from the "
+        "gradient of k x k pooled spikes with pool = {Hgt, Wid, C, k})", py::arg("grad_s"), py::arg("h"), py::arg("thr"),
+        py::arg("form"), py::arg("beta"), py::arg("tau"), py::arg("v_reset"), py::arg("zero_reset"), py::arg("strict"),
+        py::arg("detach_reset"), py::arg("surr"), py::arg("surr_param"), py::arg("temporal"), py::arg("dh_dv"),
+        py::arg("dh_dx"), py::arg("want_thr"), py::arg("gx"), py::arg("pool") = std::vector<int64_t>{});
   m.def("spike_count", &spike_count, "ones in a 0/1 tensor, or -1 if it holds another value");
   m.def("spike_linear", &spike_linear, "s W^T + b for 0/1 spikes s [R, K], into out [R, M]");
   m.def("spike_weight_grad", &spike_weight_grad, "g^T s [M, K] for 0/1 spikes s [R, K]");
