@@ -90,6 +90,8 @@ def test_dispatch_needs_zero_one_float32_stride_one():
     assert spike_conv_ones(s, w, (2, 2), (0, 0), (1, 1), 1) is None        # stride 2
     assert spike_conv_ones(s, w, (1, 1), (0, 0), (2, 2), 1) is None        # dilation 2
     assert spike_conv_ones(s, w, (1, 1), "same", (1, 1), 1) is None        # string padding
+    big = torch.randn(64, 64, 7, 7)                                          # a 14.7 MB pattern table
+    assert spike_conv_ones(_spikes((1, 64, 8, 8), seed=2), big, *one) is None
     nan = s.clone()
     nan[0, 0, 0, 0] = float("nan")
     assert spike_conv_ones(nan, w, *one) is None                           # NaN goes to oneDNN (and propagates)

@@ -43,6 +43,7 @@ _ENABLED = contextvars.ContextVar("dnmsnn_spike_matmul", default=not os.environ.
 MIN_OUT_FEATURES = 16  # narrower outputs (a 10-class readout): the dense weight gradient is faster
 MAX_CONV_KW = 10        # spike convolution: kernel width (2^Kw window patterns per table row)
 MAX_CONV_ROWS = 1024    # spike convolution: in_channels x kernel height (table rows summed per output pixel)
+MAX_CONV_TABLE_BYTES = 8 << 20  # spike convolution: its pattern table (beyond: oneDNN, the table would not stay cached)
 
 
 def spike_matmul(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
@@ -78,11 +79,15 @@ def count_ones(s2: torch.Tensor, weight: torch.Tensor) -> int | None:
 def spike_conv_ones(x: torch.Tensor, weight: torch.Tensor, stride: tuple, padding: tuple, dilation: tuple,
                     groups: int) -> int | None:
     """Number of ones in the convolution input x ``[N, C, H, W]`` when the spike convolution applies (0/1 values,
-    CPU float32, stride 1, dilation 1, one group, numeric padding, kernel width <= 10, ``C * Kh <= 1024``, NCHW or
-    channels-last strides, switched on, C++ kernels built), else None."""
+    CPU float32, stride 1, dilation 1, one group, numeric padding, kernel width <= 10, ``C * Kh <= 1024``, a table
+    ``C * Kh * 2^Kw * Co`` of at most 8 MB, NCHW or channels-last strides, switched on, C++ kernels built), else
+    None."""
     if (groups != 1 or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1) or isinstance(padding, str)
             or weight.dim() != 4 or weight.shape[3] > MAX_CONV_KW or weight.shape[1] * weight.shape[2] > MAX_CONV_ROWS
             or x.dtype != torch.float32 or weight.dtype != torch.float32):
+        return None
+    co, ci, kh, kw = weight.shape
+    if ci * kh * (1 << kw) * (-(-co // 16) * 16) * 4 > MAX_CONV_TABLE_BYTES:
         return None
     mod = _kernels(x, weight)
     if mod is None:
