@@ -224,20 +224,32 @@ void backward_impl(const S* gs, const S* __restrict__ H, const S* __restrict__ t
     S gt[kBlock];
     S sg[kBlock];
     S gbuf[kBlock];
-    int64_t src[kBlock];
+    // the block's neurons as runs of one pixel's channels: gbuf[run_at[r] .. + run_len[r]) comes from the
+    // contiguous pooled values starting at run_src[r] (T-independent, found once per block)
+    int64_t run_at[kBlock], run_src[kBlock], run_len[kBlock], runs = 0;
     const S area = pooled ? static_cast<S>(pooled->k * pooled->k) : S(1);
     const int64_t M = pooled ? pooled->per_step(N) : N;
     for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
       const int64_t n = std::min(kBlock, end - b0);
       const S* th = ThrScalar ? thr : thr + b0;
       for (int64_t i = 0; i < n; ++i) gv[i] = gt[i] = S(0);
-      if (pooled)
-        for (int64_t i = 0; i < n; ++i) src[i] = pooled->index(b0 + i);
+      if (pooled) {
+        runs = 0;
+        for (int64_t i = 0; i < n; ++runs) {
+          const int64_t len = std::min(pooled->C - (b0 + i) % pooled->C, n - i);
+          run_at[runs] = i, run_src[runs] = pooled->index(b0 + i), run_len[runs] = len;
+          i += len;
+        }
+      }
       for (int64_t t = T - 1; t >= 0; --t) {
         const S* h = H + t * N + b0;
         const S* g = gs + t * N + b0;
         if (pooled) {
-          for (int64_t i = 0; i < n; ++i) gbuf[i] = gs[t * M + src[i]] / area;
+          for (int64_t r = 0; r < runs; ++r) {
+            const S* from = gs + t * M + run_src[r];
+            S* to = gbuf + run_at[r];
+            for (int64_t i = 0; i < run_len[r]; ++i) to[i] = from[i] / area;
+          }
           g = gbuf;
         }
         surrogate_run<S, ThrScalar>(surr, surr_param, h, th, sg, n);
