@@ -4,7 +4,7 @@
 
 Reads (each optional): ``<runs>/if_s<N>``, ``lif_s*``, ``cifar_s*`` (configs/asf_*.yaml), ``if_e15_s*`` (the IF
 config for 15 epochs), ``if_T20_s*`` (the IF config with T = 20 in training, 8 epochs), ``if_shift2_s*`` (with
-``data.shift=2``, 15 epochs), ``if_th05_s*`` (V_th = 0.5), ``if_silent_s*`` and
+``data.shift=2``, 15 epochs), ``if_silent_s*`` and
 ``if_inhibited_s*`` (the earlier IF runs at lr 3e-3 with
 ``mask: silent`` / ``inhibited``), ``if_batch_s*`` and ``lif_batch_s*`` (the earlier runs with one shared slope
 per layer), ``cmp_asf`` and ``cmp_bptt`` (the same LeNet and budget trained by asf and by bptt; ``_lr3e-3``
@@ -100,7 +100,6 @@ def main() -> None:
     groups = {"IF": finished(root, "if_s[0-9]*"), "IF, 15 epochs": finished(root, "if_e15_s*"),
               "IF, T = 20 in training, 8 epochs": finished(root, "if_T20_s*"),
               "IF, random shifts of up to 2 px, 15 epochs": finished(root, "if_shift2_s*"),
-              "IF, V_th = 0.5": finished(root, "if_th05_s*"),
               "IF, silent mask, lr 3e-3": finished(root, "if_silent_s*"),
               "IF, inhibited mask, lr 3e-3": finished(root, "if_inhibited_s*"),
               "IF, shared slope": finished(root, "if_batch_s*"),
