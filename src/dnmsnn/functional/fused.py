@@ -261,8 +261,8 @@ class NeuronPoolSequence(torch.autograd.Function):
     Same values as the two nodes in a row (the spikes of :func:`_forward`, then ``F.avg_pool2d``: sums of
     0/1 in window order, exact), without the [T, B, Hgt, Wid, C] spike tensor: the C++ kernel pools each
     band of k image rows while its spikes are in cache. The backward is the neuron's kernel backward fed
-    ``dL/dpooled / k^2`` for every neuron of a window (the pooling's derivative, gathered per block of
-    neurons: no [T, B, Hgt, Wid, C] dL/dspikes tensor either).
+    ``dL/dpooled / k^2`` for every neuron of a window (the pooling's derivative, copied into each block of
+    neurons one pixel's channels at a time: no [T, B, Hgt, Wid, C] dL/dspikes tensor either).
     """
 
     @staticmethod
