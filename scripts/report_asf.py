@@ -2,16 +2,16 @@
 
     python scripts/report_asf.py --runs runs/asf --probes runs/probe
 
-Reads (each optional): ``<runs>/if_s<N>``, ``lif_s*``, ``cifar_s*`` (configs/asf_*.yaml), ``if_e15_s*`` (the IF
-config for 15 epochs), ``if_T20_s*`` (the IF config with T = 20 in training, 8 epochs), ``if_shift2_s*`` (with
-``data.shift=2``, 15 epochs), ``if_silent_s*`` and
-``if_inhibited_s*`` (the earlier IF runs at lr 3e-3 with
-``mask: silent`` / ``inhibited``), ``if_batch_s*`` and ``lif_batch_s*`` (the earlier runs with one shared slope
-per layer), ``cmp_asf`` and ``cmp_bptt`` (the same LeNet and budget trained by asf and by bptt; ``_lr3e-3``
-and ``cmp_asf_batch``: earlier pairs), ``<probes>/<name>`` (1-epoch probes on
-6,000 images that chose the defaults) and ``benchmarks/results/memory_vs_T_*.jsonl``. Writes
-``reports/figures/asf_*.{png,svg}``, copies each run's config/metrics/results to ``reports/data/asf/`` and
-prints the markdown tables (also saved as ``reports/figures/asf_tables.md``).
+Reads (each optional): ``<runs>/if_b32_s<N>``, ``lif_s*``, ``cifar_s*`` (configs/asf_*.yaml), ``if_s<N>`` (the
+IF config at batch 64, before batch 32), ``if_e15_s*`` (batch 64 for 15 epochs), ``if_T20_s*`` (batch 64 with
+T = 20 in training, 8 epochs), ``if_shift2_s*`` (batch 64 with ``data.shift=2``, 15 epochs), ``if_silent_s*``
+and ``if_inhibited_s*`` (the earlier IF runs at lr 3e-3 with ``mask: silent`` / ``inhibited``), ``if_batch_s*``
+and ``lif_batch_s*`` (the earlier runs with one shared slope per layer), ``cmp_asf`` and ``cmp_bptt`` (the same
+LeNet and budget trained by asf and by bptt; ``_lr3e-3`` and ``cmp_asf_batch``: earlier pairs),
+``<probes>/<name>`` (1-epoch probes on 6,000 images that chose the defaults) and
+``benchmarks/results/memory_vs_T_*.jsonl``. Writes ``reports/figures/asf_*.{png,svg}``, copies each run's
+config/metrics/results to ``reports/data/asf/`` and prints the markdown tables (also saved as
+``reports/figures/asf_tables.md``).
 """
 from __future__ import annotations
 
@@ -97,9 +97,10 @@ def main() -> None:
     a = ap.parse_args()
     root, figs, data = Path(a.runs), Path(a.figures), Path(a.data_out)
     out: list[str] = []
-    groups = {"IF": finished(root, "if_s[0-9]*"), "IF, 15 epochs": finished(root, "if_e15_s*"),
-              "IF, T = 20 in training, 8 epochs": finished(root, "if_T20_s*"),
-              "IF, random shifts of up to 2 px, 15 epochs": finished(root, "if_shift2_s*"),
+    groups = {"IF, batch 32 (the config)": finished(root, "if_b32_s*"),
+              "IF, batch 64": finished(root, "if_s[0-9]*"), "IF, batch 64, 15 epochs": finished(root, "if_e15_s*"),
+              "IF, batch 64, T = 20 in training, 8 epochs": finished(root, "if_T20_s*"),
+              "IF, batch 64, random shifts of up to 2 px, 15 epochs": finished(root, "if_shift2_s*"),
               "IF, silent mask, lr 3e-3": finished(root, "if_silent_s*"),
               "IF, inhibited mask, lr 3e-3": finished(root, "if_inhibited_s*"),
               "IF, shared slope": finished(root, "if_batch_s*"),

@@ -25,8 +25,8 @@ FO ~= FI / V_th; negative ratios cannot occur elsewhere since FO >= 0. ``mask="s
 neurons that did not fire (FO = 0): with ``slope="neuron"`` that is the gradient of a ReLU rate model, but
 a layer that starts silent (LIF with tau = 2 at our initialisation) then never learns. ``mask="inhibited"``
 zeroes S only where the net input FI <= eps and gives neurons that received positive input without firing
-the slope 1 / V_th (per-neuron mode; the best IF setting on MNIST: 99.33 / 99.34 % in two 10-epoch runs
-at lr 1e-3, where ``silent`` trailed at every epoch; see reports/asf_mnist.md).
+the slope 1 / V_th (per-neuron mode; the best IF setting on MNIST: 99.43 / 99.38 / 99.41 % in three
+10-epoch runs at lr 1e-3, batch 32, where ``silent`` trailed at every epoch; see reports/asf_mnist.md).
 Neither wakes a layer that is silent as a whole: the layer after it then gets FI = 0 everywhere, so no
 gradient crosses it.
 ``phase1="step"`` (default) runs phase 1 one step at a time, so
