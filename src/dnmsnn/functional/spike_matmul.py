@@ -83,11 +83,11 @@ def spike_conv_ones(x: torch.Tensor, weight: torch.Tensor, stride: tuple, paddin
     ``C * Kh * 2^Kw * Co`` of at most 8 MB, NCHW or channels-last strides, switched on, C++ kernels built), else
     None."""
     if (groups != 1 or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1) or isinstance(padding, str)
-            or weight.dim() != 4 or weight.shape[3] > MAX_CONV_KW or weight.shape[1] * weight.shape[2] > MAX_CONV_ROWS
-            or x.dtype != torch.float32 or weight.dtype != torch.float32):
+            or weight.dim() != 4 or x.dtype != torch.float32 or weight.dtype != torch.float32):
         return None
     co, ci, kh, kw = weight.shape
-    if ci * kh * (1 << kw) * (-(-co // 16) * 16) * 4 > MAX_CONV_TABLE_BYTES:
+    table_bytes = ci * kh * (1 << kw) * (-(-co // 16) * 16) * 4  # 2^Kw patterns per row, channels padded to 16
+    if kw > MAX_CONV_KW or ci * kh > MAX_CONV_ROWS or table_bytes > MAX_CONV_TABLE_BYTES:
         return None
     mod = _kernels(x, weight)
     if mod is None:
