@@ -314,6 +314,19 @@ void weight_grad_four_russians(const In* s, int64_t R, int64_t K, const float* g
   });
 }
 
+// This thread's scratch memory `slot`, at least n values of T, reused across calls and valid until the slot's next
+// use on this thread. Slots: 0 the spike matmuls' transposed weight, 1 their transposed weight gradient (see
+// scratch_tensor), 2 the spike convolution's window patterns, 3 its row bits.
+enum ScratchSlot : int { kSlotWeightT = 0, kSlotGradT = 1, kSlotPatterns = 2, kSlotRowBits = 3 };
+
+template <typename T>
+T* thread_scratch(int slot, int64_t n) {
+  thread_local std::vector<uint64_t> buf[4];
+  const size_t words = static_cast<size_t>((n * static_cast<int64_t>(sizeof(T)) + 7) / 8);
+  if (buf[slot].size() < words) buf[slot].resize(words);
+  return reinterpret_cast<T*>(buf[slot].data());
+}
+
 // ---- convolution with a 0/1 input ----------------------------------------------------------------------
 //
 // Stride 1, dilation 1, one group, zero padding (ph, pw), "four Russians" along the kernel rows: a 0/1 input row
@@ -429,20 +442,12 @@ void for_channel_chunks(int64_t Cp, const F& f) {
   }
 }
 
-// This thread's scratch of n values of T (reused across calls; slot 0: window patterns, 1: row bits).
-template <typename T>
-T* thread_scratch(int slot, int64_t n) {
-  thread_local std::vector<uint64_t> buf[2];
-  const size_t words = static_cast<size_t>((n * static_cast<int64_t>(sizeof(T)) + 7) / 8 + 8);
-  if (buf[slot].size() < words) buf[slot].resize(words);
-  return reinterpret_cast<T*>(buf[slot].data());
-}
 
 template <typename In>
 void conv_forward(const In* s, int64_t N, const ConvGeometry& g, const float* tab, const float* bias, float* out) {
   parallel_rows(N, 4, [&](int64_t n0, int64_t n1) {
-    int32_t* pat = thread_scratch<int32_t>(0, g.Ci * g.H * g.Wo);
-    uint8_t* bits = thread_scratch<uint8_t>(1, g.W + 2 * g.pw);
+    int32_t* pat = thread_scratch<int32_t>(kSlotPatterns, g.Ci * g.H * g.Wo);
+    uint8_t* bits = thread_scratch<uint8_t>(kSlotRowBits, g.W + 2 * g.pw);
     for (int64_t n = n0; n < n1; ++n) {
       window_patterns(s, n, g, pat, bits);
       float* o = out + n * g.Ho * g.Wo * g.Co;
@@ -485,8 +490,8 @@ void transpose_into(const float* src, int64_t rows, int64_t cols, int64_t src_st
   });
 }
 
-// A float32 [rows, cols] tensor on this thread's scratch memory `slot` (0: transposed weight, 1: transposed weight
-// gradient), valid until the next use of the slot on this thread; above kScratchMax values a fresh allocation.
+// A float32 [rows, cols] tensor on this thread's scratch memory `slot` (kSlotWeightT or kSlotGradT), valid until the
+// next use of the slot on this thread; above kScratchMax values a fresh allocation.
 // Allocating these anew on every call (an online rule calls once per time step) let glibc's heap grow with the
 // number of calls, so peak memory grew with T.
 constexpr int64_t kScratchMax = int64_t(1) << 22;  // 16 MB per slot and thread at most
@@ -494,9 +499,7 @@ constexpr int64_t kScratchMax = int64_t(1) << 22;  // 16 MB per slot and thread 
 at::Tensor scratch_tensor(int slot, int64_t rows, int64_t cols, bool zero) {
   const int64_t n = rows * cols;
   if (n > kScratchMax) return zero ? at::zeros({rows, cols}, at::kFloat) : at::empty({rows, cols}, at::kFloat);
-  thread_local std::vector<float> buf[2];
-  if (static_cast<int64_t>(buf[slot].size()) < n) buf[slot].resize(n);
-  at::Tensor t = at::from_blob(buf[slot].data(), {rows, cols}, at::kFloat);
+  at::Tensor t = at::from_blob(thread_scratch<float>(slot, n), {rows, cols}, at::kFloat);
   if (zero) t.zero_();
   return t;
 }
@@ -505,7 +508,7 @@ at::Tensor scratch_tensor(int slot, int64_t rows, int64_t cols, bool zero) {
 at::Tensor transposed_weight(const at::Tensor& weight, int64_t min_width) {
   const at::Tensor w = weight.contiguous();
   const int64_t M = w.size(0), K = w.size(1), width = std::max(M, min_width);
-  at::Tensor wt = scratch_tensor(0, K, width, width > M);
+  at::Tensor wt = scratch_tensor(kSlotWeightT, K, width, width > M);
   transpose_into(w.data_ptr<float>(), M, K, K, wt.data_ptr<float>(), width);
   return wt;
 }
@@ -552,7 +555,7 @@ at::Tensor spike_weight_grad(const at::Tensor& g, const at::Tensor& s, int64_t o
   const int64_t R = s.size(0), K = s.size(1), M = g.size(1);
   const bool gather = static_cast<double>(ones) < kGatherDensity * static_cast<double>(R) * static_cast<double>(K);
   const at::Tensor gp = readable_rows(g, gather ? kVL : kColBlock);
-  at::Tensor dwt = scratch_tensor(1, K, M, false);
+  at::Tensor dwt = scratch_tensor(kSlotGradT, K, M, false);
   with_spikes(s, [&](auto p) {
     if (gather)
       weight_grad_gather(p, R, K, gp.data_ptr<float>(), gp.size(1), dwt.data_ptr<float>(), M);
