@@ -345,7 +345,6 @@ struct ConvGeometry {
   int64_t Ci, H, W, Kh, Kw, ph, pw, Ho, Wo, Co, Cp;
   int64_t sN, sC, sH, sW;  // input strides (elements)
   int64_t patterns() const { return int64_t(1) << Kw; }
-  int64_t table() const { return Ci * Kh * patterns() * Cp; }
 };
 
 // pat[(ci * H + iy) * Wo + ox] = Cp x the window pattern of input row (ci, iy) at output column ox, for image n
@@ -359,10 +358,10 @@ void window_patterns(const In* s, int64_t n, const ConvGeometry& g, int32_t* pat
       const In* row = s + n * g.sN + ci * g.sC + iy * g.sH;
       for (int64_t ix = 0; ix < g.W; ++ix) bits[g.pw + ix] = static_cast<uint8_t>(row[ix * g.sW] != In(0));
       int32_t* out = pat + (ci * g.H + iy) * g.Wo;
-      uint32_t p = 0;
+      uint32_t p = 0;  // taps 0 .. Kw-2 of the window at ox (bit Kw-1 is always clear here)
       for (int64_t kx = 0; kx < g.Kw - 1; ++kx) p |= uint32_t(bits[kx]) << kx;
       for (int64_t ox = 0; ox < g.Wo; ++ox) {
-        p = (p & ~(uint32_t(1) << (g.Kw - 1))) | (uint32_t(bits[ox + g.Kw - 1]) << (g.Kw - 1));
+        p |= uint32_t(bits[ox + g.Kw - 1]) << (g.Kw - 1);
         out[ox] = static_cast<int32_t>(p * g.Cp);
         p >>= 1;
       }
@@ -441,7 +440,6 @@ void for_channel_chunks(int64_t Cp, const F& f) {
     }
   }
 }
-
 
 template <typename In>
 void conv_forward(const In* s, int64_t N, const ConvGeometry& g, const float* tab, const float* bias, float* out) {

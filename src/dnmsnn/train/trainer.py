@@ -254,10 +254,10 @@ class Trainer:
         for b, (images, labels) in enumerate(bar):
             for m in members:
                 m.optimizer.zero_grad(set_to_none=True)
-            # [distributed] per trained member (loss, loss x samples, correct) of the global batch; Local: the
-            # cohort's loss_backward on the whole batch, as before
             if self.augment.active:  # the whole global batch, same draws on every rank
                 images = self.augment(images)
+            # [distributed] per trained member (loss, loss x samples, correct) of the global batch; Local: the
+            # cohort's loss_backward on the whole batch, as before
             stats = par.train_batch(self.cohort, self.encoder(images), labels, weight)
             for k, (loss, loss_x_n, right) in stats.items():
                 m = members[k]
