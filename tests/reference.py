@@ -5,12 +5,12 @@ other, in scalar Python arithmetic, so that each line can be checked against an 
 
 Papers (``shared/seeds`` beside the repository):
 
-* seed 000 -- DNM-SNN (Cao et al. 2022), eqs. 1-5: LIF with a time constant ``tau_m``. The printed
+* Cao et al. -- DNM-SNN (2022), eqs. 1-5: LIF with a time constant ``tau_m``. The printed
   eq. 2 has typos; it is read as ``H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau_m``. Eq. 3 fires on
   ``H[t] >= V_th``, eq. 5 resets with ``V[t] = H[t] (1 - S[t]) + V_reset S[t]``.
-* seed 001 -- Bondarev, eqs. 3-6: ``net[k] = W b[k]`` (3), ``v[k] = beta v[k-1] + net[k]`` (4), spike when
+* Bondarev -- Bondarev, eqs. 3-6: ``net[k] = W b[k]`` (3), ``v[k] = beta v[k-1] + net[k]`` (4), spike when
   ``v[k] >= s`` (5), reset to 0 (6); the last layer only accumulates its weighted input spikes.
-* seed 002 -- ASF slides: IF ``V(t+1) = V(t) + I(t)``, LIF ``V(t+1) = V(t) + (I(t) - (V(t) - V_reset)) / tau``,
+* Wu et al. -- ASF slides: IF ``V(t+1) = V(t) + I(t)``, LIF ``V(t+1) = V(t) + (I(t) - (V(t) - V_reset)) / tau``,
   strict Heaviside ``s = 1 if V - V_th > 0`` (eqs. 2-3), reset to ``V_reset`` (eq. 4). The printed
   ``V(t+1)`` is read as the pre-reset potential ``H`` of the step ``t`` in which the input arrives and fires.
 
@@ -20,8 +20,8 @@ Conventions shared by every function here:
   ``X[k]`` (the ``net[k]`` / ``I(t)`` of the papers); it is converted to float64;
 * every neuron starts at rest, ``V[-1] = v_reset``;
 * thresholds are a scalar or an array that broadcasts against one step ``[B, ...]`` (per-neuron thresholds);
-* ``strict=False`` fires on ``H >= V_th`` (seeds 000/001), ``strict=True`` on ``H > V_th`` (seed 002);
-* ``reset="zero"`` is the papers' reset to ``v_reset`` (seed 000 eq. 5, seed 001 eq. 6, seed 002 eq. 4);
+* ``strict=False`` fires on ``H >= V_th`` (Cao et al. and Bondarev), ``strict=True`` on ``H > V_th`` (Wu et al.);
+* ``reset="zero"`` is the papers' reset to ``v_reset`` (Cao et al. eq. 5, Bondarev eq. 6, Wu et al. eq. 4);
   ``reset="subtract"`` is the usual "reset by subtraction" extension, ``V[k] = H[k] - V_th S[k]``;
 * spiking neurons return ``(spikes, H)``: the spike trains ``S`` and the pre-reset potentials ``H``, both
   ``[T, B, ...]`` float64.
@@ -55,7 +55,7 @@ RESETS = ("zero", "subtract")
 def heaviside(u: float, strict: bool = False) -> float:
     """The spike function of the distance ``u = H - V_th`` to the threshold.
 
-    Non-strict (seed 000 eq. 3, seed 001 eq. 5): 1 if ``u >= 0``. Strict (seed 002 eq. 3): 1 if ``u > 0``.
+    Non-strict (Cao et al. eq. 3, Bondarev eq. 5): 1 if ``u >= 0``. Strict (Wu et al. eq. 3): 1 if ``u > 0``.
     """
     if strict:
         return 1.0 if u > 0.0 else 0.0
@@ -65,8 +65,8 @@ def heaviside(u: float, strict: bool = False) -> float:
 def reset_potential(h: float, s: float, v_th: float, v_reset: float, reset: str = "zero") -> float:
     """The post-step potential ``V[k]`` of one neuron from its pre-reset potential ``h`` and spike ``s``.
 
-    ``reset="zero"``: seed 000 eq. 5, ``V = H (1 - S) + V_reset S`` (seed 001 eq. 6 with ``V_reset = 0``,
-    seed 002 eq. 4). Written as the convex combination so that a smooth ``s`` in [0, 1] (a relaxed spike)
+    ``reset="zero"``: Cao et al. eq. 5, ``V = H (1 - S) + V_reset S`` (Bondarev eq. 6 with ``V_reset = 0``,
+    Wu et al. eq. 4). Written as the convex combination so that a smooth ``s`` in [0, 1] (a relaxed spike)
     gives the natural relaxation of the reset. ``reset="subtract"``: ``V = H - V_th S``.
     """
     if reset == "zero":
@@ -132,7 +132,7 @@ def lif_beta(
     reset: str = "zero",
     spike: Callable[[float], float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bondarev's LIF (seed 001, eqs. 4-6): ``v[k] = beta v[k-1] + net[k]``, fire if ``v[k] >= s``, reset to 0.
+    """Bondarev's LIF (Bondarev, eqs. 4-6): ``v[k] = beta v[k-1] + net[k]``, fire if ``v[k] >= s``, reset to 0.
 
     ``x`` holds ``net[k]`` (eq. 3 is applied by the caller or by :func:`mlp_forward`). The paper has
     ``v_reset = 0``; for a nonzero ``v_reset`` the leak decays towards the rest potential,
@@ -156,11 +156,11 @@ def lif_tau(
     reset: str = "zero",
     spike: Callable[[float], float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """LIF with time constant (seed 000 eqs. 1-5, read as ``H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau``;
-    seed 002's LIF ``V(t+1) = V(t) + (I(t) - (V(t) - V_reset)) / tau`` with ``V(t+1)`` read as ``H[t]``).
+    """LIF with time constant (Cao et al. eqs. 1-5, read as ``H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau``;
+    Wu et al.'s LIF ``V(t+1) = V(t) + (I(t) - (V(t) - V_reset)) / tau`` with ``V(t+1)`` read as ``H[t]``).
 
-    Fire on ``H >= V_th`` (seed 000 eq. 3) or ``H > V_th`` when ``strict`` (seed 002 eq. 3); reset by
-    seed 000 eq. 5. Returns ``(spikes, H)``.
+    Fire on ``H >= V_th`` (Cao et al. eq. 3) or ``H > V_th`` when ``strict`` (Wu et al. eq. 3); reset by
+    Cao et al. eq. 5. Returns ``(spikes, H)``.
     """
 
     def charge(v: float, xk: float) -> float:
@@ -178,10 +178,10 @@ def if_neuron(
     reset: str = "zero",
     spike: Callable[[float], float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate-and-fire (seed 002): ``V(t+1) = V(t) + I(t)`` read as ``H[t] = V[t-1] + X[t]``.
+    """Integrate-and-fire (Wu et al.): ``V(t+1) = V(t) + I(t)`` read as ``H[t] = V[t-1] + X[t]``.
 
-    Fire on ``H - V_th > 0`` when ``strict`` (seed 002 eqs. 2-3), else on ``H >= V_th``; reset to
-    ``V_reset`` (seed 002 eq. 4). Returns ``(spikes, H)``.
+    Fire on ``H - V_th > 0`` when ``strict`` (Wu et al. eqs. 2-3), else on ``H >= V_th``; reset to
+    ``V_reset`` (Wu et al. eq. 4). Returns ``(spikes, H)``.
     """
 
     def charge(v: float, xk: float) -> float:
@@ -208,8 +208,8 @@ def if_neuron_subtract(x, v_th, v_reset: float = 0.0, strict: bool = False):
 def integrator(x, beta: float | None = None) -> np.ndarray:
     """The non-spiking output layer: ``v[k] = v[k-1] + x[k]`` from ``v[-1] = 0``.
 
-    Seed 001's last layer ("weighted input spikes are simply accumulated") and seed 002's output layer
-    (``V^N(T)`` = total input current). With ``beta`` it is the leaky integrator of seed 001 eq. 4 without
+    Seed 001's last layer ("weighted input spikes are simply accumulated") and Wu et al.'s output layer
+    (``V^N(T)`` = total input current). With ``beta`` it is the leaky integrator of Bondarev eq. 4 without
     a threshold: ``v[k] = beta v[k-1] + x[k]``. Returns the potential trace ``v`` ``[T, B, ...]``.
     """
     x = _as_input(x)
@@ -223,7 +223,7 @@ def integrator(x, beta: float | None = None) -> np.ndarray:
 
 
 def _matvec(W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``net_i = sum_j w_ij b_j`` written out (seed 001 eq. 3 for one sample and one step)."""
+    """``net_i = sum_j w_ij b_j`` written out (Bondarev eq. 3 for one sample and one step)."""
     rows, cols = W.shape
     net = np.zeros(rows)
     for r in range(rows):
@@ -242,7 +242,7 @@ def mlp_forward(
     *,
     spike: Callable[[float], float] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """Bondarev's whole feedforward SNN (seed 001, eqs. 3-6).
+    """Bondarev's whole feedforward SNN (Bondarev, eqs. 3-6).
 
     ``W_list[m]`` is the ``I x J`` matrix ``W^m`` (out x in, the layout of ``torch.nn.Linear.weight``);
     ``b_seq`` the input spikes ``[T, B, J]``. Every layer but the last computes ``net^m[k] = W^m b^{m-1}[k]``

@@ -1,4 +1,4 @@
-"""Literal NumPy (float64) implementation of Accumulated Spiking Flow training (seed 002), from the slides.
+"""Literal NumPy (float64) implementation of Accumulated Spiking Flow training (Wu et al.), from the slides.
 
 Forward, per sample, per step t, per neuron (IF or LIF of the slides, strict Heaviside, reset to V_reset):
 

@@ -1,4 +1,4 @@
-"""Literal NumPy (float64) implementation of Bondarev's spatial backpropagation (seed 001, eqs. 3-13).
+"""Literal NumPy (float64) implementation of Bondarev's spatial backpropagation (Bondarev, eqs. 3-13).
 
 Written from the paper, one sample, one step k and one layer at a time:
 

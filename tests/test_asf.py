@@ -1,4 +1,4 @@
-"""The asf rule (seed 002) against the literal NumPy reference of the slides, and its options."""
+"""The asf rule (Wu et al.) against the literal NumPy reference of the slides, and its options."""
 from __future__ import annotations
 
 import numpy as np

@@ -156,7 +156,7 @@ def test_bptt_gradient_equals_finite_differences_of_smooth_twin(smooth_spikes, c
 
 
 def test_smooth_twin_forward_is_the_reference_with_sigmoid_spikes(smooth_spikes):
-    """The patch is in effect: the network computes seed 001 eqs. 3-6 with S = sigmoid(k (v - s))."""
+    """The patch is in effect: the network computes Bondarev eqs. 3-6 with S = sigmoid(k (v - s))."""
     net = make_net("beta", hidden=(4, 3))
     x, _ = batch(T=5, B=2)
     Ws = [m.weight.detach().numpy() for m in net if isinstance(m, dnmsnn.Linear)]
@@ -190,7 +190,7 @@ def test_neuron_gradcheck_with_smooth_spike(smooth_spikes, case):
 # ------------------------------------------------------------------------------------------------
 
 SURROGATE_D = {
-    "exp": lambda u: np.exp(-np.abs(u)),  # seed 001 eq. 13
+    "exp": lambda u: np.exp(-np.abs(u)),  # Bondarev eq. 13
     "triangle": lambda u: np.maximum(0.0, 1.0 - np.abs(u)),
 }
 
@@ -201,7 +201,7 @@ def numpy_bptt(W1, W2, x, targets, form, th, v_reset, reset, detach, dsur, tempo
     Charge ``H = a V + c net + d`` with (a, c) = (beta, 1) for the beta form (plus the leak towards v_reset),
     (1 - 1/tau, 1/tau) for the tau form, (1, 1) for IF; reset ``V = H (1 - S) + v_reset S`` or ``H - th S``;
     ``dS/dH := f'(H - th)``; with ``detach`` the reset's S carries no gradient; without ``temporal`` no
-    gradient flows from any state at k-1 into step k (``no_temporal_grad``: space only, seed 001 eq. 8).
+    gradient flows from any state at k-1 into step k (``no_temporal_grad``: space only, Bondarev eq. 8).
     """
     a, c = {"beta": (0.8, 1.0), "tau": (0.5, 0.5), "if": (1.0, 1.0)}[form]
     T, B, _ = x.shape

@@ -1,4 +1,4 @@
-"""Cohorts (seed 000's mutually learning networks) and the mix module: losses, gradients, modes, trainer, CLI."""
+"""Cohorts (Cao et al.'s mutually learning networks) and the mix module: losses, gradients, modes, trainer, CLI."""
 from __future__ import annotations
 
 import json

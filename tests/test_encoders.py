@@ -1,4 +1,4 @@
-"""Encoders: Poisson rate coding (seed 001), its signed variant, the direct (analog) encoder.
+"""Encoders: Poisson rate coding (Bondarev), its signed variant, the direct (analog) encoder.
 
 Seed 001: "at each time step, the pixel intensity was compared with a random number with a uniform
 distribution. If the pixel intensity exceeded the value of a random number, then a spike was generated",

@@ -311,7 +311,7 @@ def test_learn_threshold_is_a_parameter_with_gradient(thr):
     assert any(p is m.threshold for p in m.parameters())
     x = torch.from_numpy(random_input((1, 5, 4), seed=10))
     m(x).sum().backward()
-    # one step: S = H(x - th) with dS/dth = -exp(-|x - th|) (exp surrogate, width 1: seed 001 eq. 13)
+    # one step: S = H(x - th) with dS/dth = -exp(-|x - th|) (exp surrogate, width 1: Bondarev eq. 13)
     th = torch.as_tensor(thr, dtype=torch.float64)
     expected = -torch.exp(-(x[0] - th).abs()).sum(0)
     if th.dim() == 0:
@@ -399,7 +399,7 @@ def test_input_error_is_a_value_error():
 
 
 # ------------------------------------------------------------------------------------------------
-# whole Bondarev network (seed 001 eqs. 3-6) against reference.mlp_forward
+# whole Bondarev network (Bondarev eqs. 3-6) against reference.mlp_forward
 # ------------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The DNM-SNN ResNets (seed 000): layouts, parameter counts, and every learning rule can drive them."""
+"""The DNM-SNN ResNets (Cao et al.): layouts, parameter counts, and every learning rule can drive them."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""The spatial rule (seed 001, eqs. 7-13) against the literal NumPy reference, and its modes."""
+"""The spatial rule (Bondarev, eqs. 7-13) against the literal NumPy reference, and its modes."""
 from __future__ import annotations
 
 import numpy as np

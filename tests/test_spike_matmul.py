@@ -23,7 +23,7 @@ SHAPES = [  # (rows, in K, out M)
 
 
 def literal_forward(s: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """y[r] = b + sum of the columns W[:, j] whose s[r, j] is 1 (seed 001 eq. 3 with binary b[k])."""
+    """y[r] = b + sum of the columns W[:, j] whose s[r, j] is 1 (Bondarev eq. 3 with binary b[k])."""
     out = np.zeros((s.shape[0], w.shape[0]))
     for r in range(s.shape[0]):
         acc = np.zeros(w.shape[0]) if b is None else b.astype(np.float64).copy()

@@ -1,6 +1,6 @@
 """Spike functions: Heaviside forward, surrogate derivative backward.
 
-The analytic derivatives and their primitives below are written from the formulas (seed 001 eq. 13 for
+The analytic derivatives and their primitives below are written from the formulas (Bondarev eq. 13 for
 ``exp``; the usual sigmoid / arctan / triangle / rectangle / SuperSpike shapes), not taken from the library.
 """
 from __future__ import annotations

@@ -64,8 +64,11 @@ def test_run_directory_guards(tmp_path):
     make_trainer(tmp_path, "train.epochs=1").fit()
     with pytest.raises(ConfigError, match="--resume"):
         make_trainer(tmp_path, "train.epochs=1")
-    with pytest.raises(CheckpointError, match="nothing to resume"):
-        make_trainer(tmp_path, "train.epochs=1", resume=True, name="other")
+    said = []  # --resume of a folder with no checkpoint yet starts the run from the beginning, saying so
+    cfg = load_run_config(None, [*FAST, "train.epochs=1"])
+    fresh = Trainer(cfg, tmp_path / "other", resume=True, echo=said.append)
+    assert fresh.start_epoch == 0 and any("starting it from the beginning" in s for s in said), said
+    fresh.close()
     with pytest.raises(ConfigError, match="optim.lr"):
         make_trainer(tmp_path, "train.epochs=2", "optim.lr=0.5", resume=True)
 

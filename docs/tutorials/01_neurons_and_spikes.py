@@ -2,8 +2,8 @@
 
 What this teaches:
 
-* the neuron modules and the equation each one runs: ``LIF(beta=...)`` (Bondarev, seed 001),
-  ``LIF(tau=...)`` (DNM-SNN seed 000 and ASF seed 002), ``IF`` and the non-spiking ``Integrator``;
+* the neuron modules and the equation each one runs: ``LIF(beta=...)`` (Bondarev),
+  ``LIF(tau=...)`` (DNM-SNN Cao et al. and ASF Wu et al.), ``IF`` and the non-spiking ``Integrator``;
 * the tensor layout: time-major ``[T, B, ...]``, every call starting at rest, ``record=True`` keeping
   the pre-reset potential H[k] in ``.v_trace``;
 * the Poisson encoder (a pixel of intensity p spikes with probability p at every step);
@@ -46,7 +46,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     # --- 1. One neuron, constant input -------------------------------------------------------------
-    # Bondarev's LIF (seed 001, eqs. 4-6): H[k] = beta V[k-1] + x[k]; spike when H[k] >= threshold;
+    # Bondarev's LIF (Bondarev, eqs. 4-6): H[k] = beta V[k-1] + x[k]; spike when H[k] >= threshold;
     # V[k] = 0 after a spike, else H[k]. Input x[k] = 0.3 at every step, T = 30, one sample, one neuron.
     T = 30
     x = torch.full((T, 1, 1), 0.3)
@@ -54,7 +54,7 @@ def main() -> None:
     spikes = lif(x)                                   # [T, 1, 1] of 0/1
     print("LIF(beta) spike steps:", torch.nonzero(spikes.flatten()).flatten().add(1).tolist())
 
-    # The same input through the other forms: the tau form (seed 000 eq. 2, seed 002's LIF),
+    # The same input through the other forms: the tau form (Cao et al. eq. 2, Wu et al.'s LIF),
     # H = V + (x - (V - v_reset)) / tau, and the IF neuron, H = V + x (no leak).
     forms = {
         "LIF beta=0.8187": lif,
@@ -96,7 +96,7 @@ def main() -> None:
 
     # --- 2. Encoding an image into spikes ----------------------------------------------------------
     digits = load_dataset("digits", "test")           # embedded 8x8 digits, nothing downloaded
-    encoder = dnmsnn.PoissonEncoder(T=50, seed=0)     # b[k] = 1 if intensity > U[0, 1) (seed 001)
+    encoder = dnmsnn.PoissonEncoder(T=50, seed=0)     # b[k] = 1 if intensity > U[0, 1) (Bondarev)
     image = digits.images[:1]                         # [1, 1, 8, 8]
     train = encoder(image)                            # [50, 1, 1, 8, 8] of 0/1
     rate = train.mean(0)                              # the spike rate recovers the intensity

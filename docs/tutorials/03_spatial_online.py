@@ -1,4 +1,4 @@
-"""Tutorial 3: spatial and online training (Bondarev's rule, seed 001).
+"""Tutorial 3: spatial and online training (Bondarev's rule, Bondarev).
 
 What this teaches:
 

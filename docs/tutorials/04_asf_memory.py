@@ -1,4 +1,4 @@
-"""Tutorial 4: Accumulated Spiking Flow (ASF, seed 002) and training memory against T.
+"""Tutorial 4: Accumulated Spiking Flow (ASF, Wu et al.) and training memory against T.
 
 What this teaches:
 

@@ -1,4 +1,4 @@
-"""Tutorial 5: networks that learn from each other (DNM-SNN, seed 000) and the mix module.
+"""Tutorial 5: networks that learn from each other (DNM-SNN, Cao et al.) and the mix module.
 
 What this teaches:
 

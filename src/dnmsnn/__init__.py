@@ -2,7 +2,7 @@
 
 Multi-step tensors are laid out ``[T, batch, ...]``. The neurons (:class:`LIF`, :class:`IF`,
 :class:`Integrator`) start at rest on every call; learning rules live in :mod:`dnmsnn.rules`,
-architectures in :mod:`dnmsnn.models`; :class:`Cohort` and :class:`Mix` are seed 000's mutually
+architectures in :mod:`dnmsnn.models`; :class:`Cohort` and :class:`Mix` are Cao et al.'s mutually
 learning networks and mix module.
 """
 from . import functional, models, rules

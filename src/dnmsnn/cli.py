@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import ConfigError, DnmsnnError
+from .errors import ConfigError, DnmsnnError, Interrupted
 
 DEMO_OVERRIDES = (
     "model.name=digits_mlp", "data.name=digits", "encoder.T=10", "encoder.eval_T=[1,2,5,10,20]",
@@ -79,7 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Euler step the NIR time constants are written for (default 1; snnTorch's importer uses 1e-4)")
 
     sub.add_parser("models", help="list the registered models")
-    sub.add_parser("info", help="versions, threads and device")
+    p = sub.add_parser("info", help="versions, threads, device and kernels; with MODEL: that model's layers, "
+                                    "parameters, defaults, paper and shipped weights")
+    p.add_argument("model", nargs="?", default=None, help="a registered model (see dnmsnn models)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="ARG=VALUE",
+                   help="build the model with this builder argument, e.g. --set width=8 (repeatable)")
+    sub.add_parser("kernels", help="build (once) and check the C++ kernels; make demo / make test run it at set-up")
 
     p = sub.add_parser("bench", help="train speed and memory against snnTorch, SpikingJelly and Norse (peer_bench)")
     from .bench import add_arguments as add_bench_arguments
@@ -101,7 +106,13 @@ def cmd_train(args: argparse.Namespace, overrides: Sequence[str] = (), name: str
     from .train.trainer import CONFIG
 
     config = args.config if hasattr(args, "config") else None
-    if config is None and getattr(args, "resume", False) and args.out and (Path(args.out) / CONFIG).exists():
+    resume = getattr(args, "resume", False)
+    if resume and not args.out:
+        raise ConfigError("--resume needs --out: the run folder to continue")
+    if config is None and resume:
+        if not (Path(args.out) / CONFIG).exists():
+            raise ConfigError(f"nothing to resume in {args.out}: it holds no run ({CONFIG} not found); start one with "
+                              f"dnmsnn train --config CONFIG --out {args.out}")
         config = str(Path(args.out) / CONFIG)
     seed = [] if args.seed is None else [f"train.seed={args.seed}"]
     cfg = load_run_config(config, [*overrides, *args.overrides, *seed])
@@ -112,11 +123,31 @@ def cmd_train(args: argparse.Namespace, overrides: Sequence[str] = (), name: str
         return {"returncode": launch(args.argv, args.nproc, out)}
     clean = False
     try:
-        results = Trainer(cfg, out, data_dir=args.data_dir, resume=getattr(args, "resume", False)).fit()
+        results = Trainer(cfg, out, data_dir=args.data_dir, resume=resume).fit()
         clean = True
         return results
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted_message(out)) from None
     finally:
         distributed.teardown(clean)  # the process group a torchrun launch made (a no-op in one process)
+
+
+def _interrupted_message(out: Path) -> str:
+    """What Ctrl-C left in a run folder, read from the folder itself."""
+    from .train import load_checkpoint
+    from .train.trainer import CHECKPOINT, RESULTS
+
+    if (out / RESULTS).is_file():
+        return f"interrupted after the run finished; everything is in {out}"
+    if not (out / CHECKPOINT).is_file():
+        return (f"interrupted before the first epoch ended: no checkpoint was written; dnmsnn train --out {out} "
+                "--resume starts the run from the beginning")
+    try:
+        epoch = int(load_checkpoint(out / CHECKPOINT)["epoch"]) + 1
+    except DnmsnnError:
+        return f"interrupted; the checkpoint in {out} could not be read"
+    return (f"interrupted; the checkpoint after epoch {epoch} is kept in {out}: continue with dnmsnn train --out "
+            f"{out} --resume")
 
 
 def launch(argv: Sequence[str], nproc: int, out: Path) -> int:
@@ -154,14 +185,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Test accuracy of every member (and, for a cohort, of the mix modes that need no validation data)."""
     from . import Mix, create_encoder, rules
-    from .analysis.runs import load_run_members
-    from .data import load_dataset
+    from .analysis.runs import load_run_data, load_run_members
     from .train import collect_outputs, load_checkpoint
     from .train.trainer import CHECKPOINT
 
     cfg, models = load_run_members(args.run_dir)
     epoch = load_checkpoint(Path(args.run_dir) / CHECKPOINT)["epoch"] + 1
-    test = load_dataset(cfg.data.name, "test", args.data_dir or cfg.data.dir, limit=cfg.data.test_limit)
+    test = load_run_data(args.run_dir, cfg, "test", args.data_dir)
     member_rules = [rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args) for _ in models]
     encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=cfg.train.seed)
     out: dict[str, dict[str, float]] = {}
@@ -178,20 +208,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"T={T:4d}  " + "  ".join(f"{k} {v:.2%}" for k, v in accs.items()) + f"  ({len(labels)} samples)")
     summary = {"epoch": epoch, "test_acc_by_T": {T: a.get("model", a.get("member0")) for T, a in out.items()},
                "by_T": out}
-    (Path(args.run_dir) / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+    path = Path(args.run_dir) / "eval.json"
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {path}")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .analysis.plots import plot_run
+    from .analysis.plots import PlotsIncomplete, plot_run
 
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
-    files = plot_run(args.run_dir, args.out, formats=formats, data_dir=args.data_dir, sample=args.sample, T=args.T,
-                     echo=lambda msg: print(f"dnmsnn plot: {msg}", file=sys.stderr))
     if args.tensorboard:
         from .analysis.tensorboard import metrics_to_tensorboard
 
         print(f"TensorBoard event files in {metrics_to_tensorboard(args.run_dir, args.tensorboard)}")
+    try:
+        files = plot_run(args.run_dir, args.out, formats=formats, data_dir=args.data_dir, sample=args.sample,
+                         T=args.T)
+    except PlotsIncomplete as exc:  # print what was made, then fail on what was not
+        for f in exc.files:
+            print(f)
+        raise
     for f in files:
         print(f)
     return 0
@@ -232,14 +269,40 @@ def cmd_models(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_info(_: argparse.Namespace) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     import numpy
     import torch
+
+    if args.model:
+        from .models.describe import describe_model
+
+        print(describe_model(args.model, args.overrides))
+        return 0
+    from .functional import cpp
 
     print(f"dnmsnn  {__version__}\npython  {platform.python_version()} ({platform.machine()})\n"
           f"torch   {torch.__version__}  threads={torch.get_num_threads()}  "
           f"cuda={'yes: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no'}\n"
-          f"numpy   {numpy.__version__}")
+          f"numpy   {numpy.__version__}\n"
+          f"kernels {cpp.status() if cpp.is_built() else 'not built yet (dnmsnn kernels builds them, about a minute)'}")
+    return 0
+
+
+def cmd_kernels(_: argparse.Namespace) -> int:
+    """Build the C++ kernels if they are not cached yet, and say so in one line with the time it took."""
+    from .functional import cpp
+
+    t0 = time.perf_counter()
+    built_before = cpp.is_built()
+    mod = cpp.load()
+    took = time.perf_counter() - t0
+    if mod is None:
+        print(f"dnmsnn kernels: not used ({cpp.status()}); dnmsnn runs its PyTorch paths instead (same results, "
+              "slower)")
+    elif built_before:
+        print(f"dnmsnn kernels: ready (cached in {cpp.cache_dir()})")
+    else:
+        print(f"dnmsnn kernels: compiled in {took:.0f} s (once; cached in {cpp.cache_dir()})")
     return 0
 
 
@@ -279,7 +342,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 COMMANDS = {"demo": cmd_demo, "train": lambda a: cmd_train(a).get("returncode", 0), "eval": cmd_eval,
             "plot": cmd_plot, "analyze": cmd_analyze, "export-nir": cmd_export_nir,
-            "models": cmd_models, "info": cmd_info, "docs": cmd_docs, "bench": cmd_bench}
+            "models": cmd_models, "info": cmd_info, "kernels": cmd_kernels, "docs": cmd_docs, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -291,10 +354,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DnmsnnError as exc:
         print(f"dnmsnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"dnmsnn {args.command}: interrupted; the last epoch checkpoint is kept (continue with --resume)",
-              file=sys.stderr)
+    except Interrupted as exc:
+        print(f"dnmsnn {args.command}: {exc}", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:
+        print(f"dnmsnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into a reader that stopped (e.g. `| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Networks that learn from each other (seed 000, DNM-SNN) and the mix module that combines them.
+"""Networks that learn from each other (Cao et al., DNM-SNN) and the mix module that combines them.
 
 What the paper says, and no more (sections 1.2-1.3, Algorithm 1): two identical networks receive the
 same encoded data; after each batch's predictions are inferred, model 1's are passed to model 2 and
@@ -239,7 +239,7 @@ MIX_SPACES = ("softmax", "raw")
 
 
 class Mix:
-    """The multi-channel mix module (seed 000, Algorithm 1), read as follows.
+    """The multi-channel mix module (Cao et al., Algorithm 1), read as follows.
 
     Each member's outputs [N, classes] are first mapped to a common space: ``space="softmax"`` (default)
     compares softmax probabilities, so members whose potentials or logits live on different scales are

@@ -1,6 +1,6 @@
 """Encoders: analog frames [B, ...] -> input sequences [T, B, ...].
 
-Poisson (seed 001): at each step k, input j spikes when its intensity exceeds a fresh uniform
+Poisson (Bondarev): at each step k, input j spikes when its intensity exceeds a fresh uniform
 random number, ``b_j[k] = 1 if x_j > u_jk, u_jk ~ U[0, 1)``, so the mean rate equals the intensity.
 Every encoder draws from its own seedable ``torch.Generator``; :meth:`Encoder.eval_stream` swaps
 in a fixed-seed generator for evaluation so test accuracy is repeatable and the training stream
@@ -72,7 +72,7 @@ class Encoder(nn.Module):
 
 
 class PoissonEncoder(Encoder):
-    """``b[k] = 1 if x > u[k] else 0``, ``u[k] ~ U[0, 1)`` fresh at every step (seed 001); x in [0, 1]."""
+    """``b[k] = 1 if x > u[k] else 0``, ``u[k] ~ U[0, 1)`` fresh at every step (Bondarev); x in [0, 1]."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, 0.0, 1.0)

@@ -20,3 +20,7 @@ class DataError(DnmsnnError):
 
 class CheckpointError(DnmsnnError):
     """A checkpoint is missing, corrupt, or belongs to another model or version."""
+
+
+class Interrupted(Exception):
+    """The user stopped a command (Ctrl-C); the message says what was kept. The CLI exits with code 130."""

@@ -38,7 +38,7 @@ class _TimeDistributed(SpikingModule):
 
 
 class Linear(_TimeDistributed, nn.Linear):
-    """y[k] = W x[k] (+ b): seed 001 eq. 3, seed 002 eq. 1. ``bias=False`` gives the papers' form."""
+    """y[k] = W x[k] (+ b): Bondarev eq. 3, Wu et al. eq. 1. ``bias=False`` gives the papers' form."""
 
     feature_dims = 1
 
@@ -58,7 +58,7 @@ class Linear(_TimeDistributed, nn.Linear):
             raise InputError(f"Linear expects {self.in_features} input features, got shape {tuple(x.shape)}")
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
-        """FI = W FO (+ T b): eq. 6 of seed 002."""
+        """FI = W FO (+ T b): eq. 6 of Wu et al.."""
         y = nn.functional.linear(x, self.weight)
         return y if self.bias is None else y + T * self.bias
 
@@ -89,7 +89,7 @@ class Conv2d(_TimeDistributed, nn.Conv2d):
 
 
 class AvgPool2d(_TimeDistributed, nn.AvgPool2d):
-    """Average pooling of every step (seed 002's P2)."""
+    """Average pooling of every step (Wu et al.'s P2)."""
 
     feature_dims = 3
 

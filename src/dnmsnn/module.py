@@ -24,7 +24,7 @@ class SpikingModule(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
-        """The layer applied to accumulated flows [B, ...] (seed 002's equivalent network); see dnmsnn.totals."""
+        """The layer applied to accumulated flows [B, ...] (Wu et al.'s equivalent network); see dnmsnn.totals."""
         raise InputError(f"{type(self).__name__} has no totals form (it is not linear over time); the asf rule "
                          "supports Linear, Conv2d, AvgPool2d, Flatten, Dropout, Residual and LIF/IF/Integrator")
 

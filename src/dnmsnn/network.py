@@ -3,8 +3,8 @@
 The readout turns the output trace ``[T, B, classes]`` into logits ``[B, classes]``:
 
 * ``"final"``: the last step, ``y[T-1]`` -- with an Integrator output layer this is the accumulated
-  potential ``v[T] = sum_k W b[k]`` (seed 001's score, seed 002's ``V^N(T)``);
-* ``"sum"``: ``sum_k y[k]`` -- with a spiking output layer these are the spike counts (seed 000);
+  potential ``v[T] = sum_k W b[k]`` (Bondarev's score, Wu et al.'s ``V^N(T)``);
+* ``"sum"``: ``sum_k y[k]`` -- with a spiking output layer these are the spike counts (Cao et al.);
 * ``"mean"``: ``sum_k y[k] / T`` -- firing rates of a spiking output layer.
 """
 from __future__ import annotations

@@ -63,7 +63,7 @@ class _SpikingNeuron(SpikingModule):
         self.strict = bool(strict)
         self.record = bool(record)
         self.v_trace: torch.Tensor | None = None
-        # totals mode (seed 002): FI = sum_t x[t], FO = sum_t s[t] of the last recorded forward, and the
+        # totals mode (Wu et al.): FI = sum_t x[t], FO = sum_t s[t] of the last recorded forward, and the
         # slope S ~= dFO/dFI that the asf rule sets before phase 2
         self.fi_total: torch.Tensor | None = None
         self.fo_total: torch.Tensor | None = None
@@ -155,7 +155,7 @@ class _SpikingNeuron(SpikingModule):
         self.fo_total = fo.clone() if self.fo_total is None else self.fo_total + fo
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
-        """Straight-through on totals: value FO (recorded), gradient S * incoming (seed 002, eqs. 8-9)."""
+        """Straight-through on totals: value FO (recorded), gradient S * incoming (Wu et al., eqs. 8-9)."""
         if self.fo_total is None or self.totals_slope is None:
             raise InputError(f"{type(self).__name__}.totals needs a recorded forward (dnmsnn.totals.recording_totals) "
                              "and a slope S set by the asf rule")
@@ -173,13 +173,13 @@ class _SpikingNeuron(SpikingModule):
 class LIF(_SpikingNeuron):
     """Leaky integrate-and-fire layer.
 
-    ``beta`` (seed 001, eq. 4): ``H[k] = beta V[k-1] + x[k]`` (leak towards v_reset when v_reset != 0).
-    ``tau`` (seed 000 eq. 2 as it must be read, = seed 002's LIF):
+    ``beta`` (Bondarev, eq. 4): ``H[k] = beta V[k-1] + x[k]`` (leak towards v_reset when v_reset != 0).
+    ``tau`` (Cao et al. eq. 2 as it must be read, = Wu et al.'s LIF):
     ``H[t] = V[t-1] + (x[t] - (V[t-1] - v_reset)) / tau``.
-    Spike ``S = H >= threshold`` (``strict=True``: ``H > threshold``, seed 002's Heaviside);
+    Spike ``S = H >= threshold`` (``strict=True``: ``H > threshold``, Wu et al.'s Heaviside);
     reset ``"zero"`` to v_reset (all three papers) or ``"subtract"`` the threshold (our extension).
-    The input x[k] enters H[k], which may fire in the same step k (seed 001's convention; we read
-    seed 002's printed V(t+1) = V(t) + I(t) the same way).
+    The input x[k] enters H[k], which may fire in the same step k (Bondarev's convention; we read
+    Wu et al.'s printed V(t+1) = V(t) + I(t) the same way).
     """
 
     def __init__(
@@ -198,8 +198,8 @@ class LIF(_SpikingNeuron):
         surrogate_param: float | None = None,
     ) -> None:
         if (beta is None) == (tau is None):
-            raise InputError("LIF needs exactly one of beta (seed 001: H = beta V + x) or tau "
-                             "(seeds 000/002: H = V + (x - (V - v_reset)) / tau); use IF for no leak")
+            raise InputError("LIF needs exactly one of beta (Bondarev: H = beta V + x) or tau "
+                             "(Cao et al. and Wu et al.: H = V + (x - (V - v_reset)) / tau); use IF for no leak")
         if beta is not None and (isinstance(beta, bool) or not isinstance(beta, (int, float))
                                  or not 0.0 < float(beta) <= 1.0):
             raise InputError(f"beta must lie in (0, 1] (beta = exp(-dt/tau)), got {beta!r}")
@@ -237,8 +237,8 @@ class IF(_SpikingNeuron):
 class Integrator(SpikingModule):
     """Non-spiking accumulating output layer: ``v[k] = v[k-1] + x[k]`` (leaky: ``beta v[k-1] + x[k]``).
 
-    Returns the potential trace ``[T, B, ...]`` (seed 001's last layer, seed 002's output layer);
-    ``v[T-1]`` is the total input, seed 002's ``V^N(T)``.
+    Returns the potential trace ``[T, B, ...]`` (Bondarev's last layer, Wu et al.'s output layer);
+    ``v[T-1]`` is the total input, Wu et al.'s ``V^N(T)``.
     """
 
     def __init__(self, beta: float | None = None, *, record: bool = False) -> None:
@@ -261,7 +261,7 @@ class Integrator(SpikingModule):
         return F.integrator_step(x, state, self.beta)
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
-        """v[T] = sum_t x[t] = FI: the accumulated output is its total input (seed 002's V^N(T))."""
+        """v[T] = sum_t x[t] = FI: the accumulated output is its total input (Wu et al.'s V^N(T))."""
         if self.beta is not None:
             raise InputError("a leaky Integrator has no totals form (its v[T] is not the total input); use beta=None")
         return x

@@ -9,8 +9,8 @@ Time
 NIR neurons are continuous-time ODEs; dnmsnn neurons are discrete-time maps. A NIR file is read by
 integrating the ODEs with **forward Euler at a fixed step ``dt``**, the input ``I[k]`` (the synapse
 output of step k) held over the step, then thresholding the updated potential and resetting in the
-same step, which is exactly dnmsnn's frame: x[k] enters H[k], which may fire at step k (seeds 000,
-001, 002). ``to_nir(..., dt=dt)`` writes the time constants for the reader's ``dt`` (the default
+same step, which is exactly dnmsnn's frame: x[k] enters H[k], which may fire at step k (Cao et al.,
+Bondarev, Wu et al.). ``to_nir(..., dt=dt)`` writes the time constants for the reader's ``dt`` (the default
 ``dt = 1``: one time unit per step; snnTorch's importer assumes ``dt = 1e-4``, Norse's ``from_nir``
 takes ``dt=`` and defaults to ``1e-3``). The step of each dnmsnn form, and the NIR node whose Euler
 step it is (``v_leak = v_reset`` throughout: dnmsnn neurons leak towards their reset potential):

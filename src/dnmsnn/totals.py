@@ -1,4 +1,4 @@
-"""The totals mode: a spiking network read as the equivalent network on accumulated spike flows (seed 002).
+"""The totals mode: a spiking network read as the equivalent network on accumulated spike flows (Wu et al.).
 
 Phase 1 (:func:`recording_totals`): a normal forward, without a graph, during which every neuron
 accumulates ``FI = sum_t I(t)`` (its total input current) and ``FO = sum_t s(t)`` (its spike count).

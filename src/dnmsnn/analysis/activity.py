@@ -266,7 +266,44 @@ def analyze(
         total = total.merge(count_activity(network, x, input_spikes=input_spikes))
     if total.samples == 0:
         raise InputError("analyze got no input batches")
-    return total.summary(e_ac, e_mac)
+    return _labelled(total.summary(e_ac, e_mac), network)
+
+
+def _labelled(summary: dict[str, Any], network: nn.Module) -> dict[str, Any]:
+    """Add each layer row's readable ``label`` (:func:`layer_labels`) to an :meth:`Activity.summary`."""
+    labels = layer_labels(network)
+    for row in summary["layers"]:
+        row["label"] = labels.get(row["name"], row["name"])
+    return summary
+
+
+def layer_labels(network: nn.Module) -> dict[str, str]:
+    """A readable role for each synapse and neuron layer, by module name: ``conv1``, ``fc2`` for synapses,
+    ``conv1 LIF`` for the neurons that fire on them (``block2 LIF`` on a residual block's sum),
+    ``output Integrator`` for the last neuron layer,
+    ``input`` for the encoded input (the names figures and tables show instead of ``layer 3.body.1``)."""
+    labels, counts, last = {"input": "input"}, {"conv": 0, "fc": 0, "block": 0}, ""
+    neurons, block = [], None  # block: (module name, label) of the residual block being walked
+    for name, module in network.named_modules():
+        kind = type(module).__name__
+        if block and not name.startswith(block[0] + "."):  # past a residual block: neurons fire on its sum
+            last, block = block[1], None
+        if isinstance(module, Residual):
+            counts["block"] += 1
+            block = (name, labels.setdefault(name, f"block{counts['block']}"))
+        elif kind in ("Conv2d", "Conv1d") or isinstance(module, nn.Conv2d):
+            counts["conv"] += 1
+            last = labels[name] = f"conv{counts['conv']}"
+        elif kind == "Linear" or isinstance(module, nn.Linear):
+            counts["fc"] += 1
+            last = labels[name] = f"fc{counts['fc']}"
+        elif isinstance(module, (LIF, IF, Integrator)):
+            labels[name] = f"{last} {kind}".strip() if last else kind
+            neurons.append((name, kind))
+    if neurons:
+        name, kind = neurons[-1]
+        labels[name] = f"output {kind}"
+    return labels
 
 
 def energy_pj(synops: float, macs: float = 0.0, e_ac: float = E_AC_PJ, e_mac: float = E_MAC_PJ) -> float:
@@ -323,6 +360,11 @@ def _fmt(v: float | None, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
+def _row_name(row: dict[str, Any]) -> str:
+    label = row.get("label")
+    return row["name"] if not label or label == row["name"] else f"{label} (`{row['name']}`)"
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     """The :func:`analyze` / :func:`analyze_run` result as a markdown page."""
     t = report["totals"]
@@ -336,16 +378,16 @@ def to_markdown(report: dict[str, Any]) -> str:
                   + ". All numbers are per sample (one input of T steps).", ""]
     else:
         lines += [f"T = {report['T']}, {report['samples']} samples; all numbers are per sample.", ""]
-    lines += ["| layer | type | shape | driven by | input events | SynOps (AC) | MACs | ANN MACs / pass |"
+    lines += ["| layer (module) | type | shape | driven by | input events | SynOps (AC) | MACs | ANN MACs / pass |"
               " spikes | firing rate |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["layers"]:
         shape = "x".join(map(str, r["shape"]))
         if r["role"] == "synapse":
-            lines.append(f"| {r['name']} | {r['type']} | {shape} | {r['driven_by']} | "
+            lines.append(f"| {_row_name(r)} | {r['type']} | {shape} | {r['driven_by']} | "
                          f"{_fmt(r['input_events_per_sample'])} | {_fmt(r['synops_per_sample'])} | "
                          f"{_fmt(r['macs_per_sample'])} | {_fmt(r['ann_macs_per_pass'])} | | |")
         else:
-            lines.append(f"| {r['name']} | {r['type']} | {shape} | | | | | | {_fmt(r['spikes_per_sample'])} | "
+            lines.append(f"| {_row_name(r)} | {r['type']} | {shape} | | | | | | {_fmt(r['spikes_per_sample'])} | "
                          f"{_fmt(r['firing_rate'])} |")
     ratio = t["energy_ratio_ann_over_snn"]
     lines += [
@@ -409,7 +451,7 @@ def analyze_run(
                 logits = read_out(model(x), model.readout)
             correct += int((logits.argmax(-1) == test.labels[b * batch_size:(b + 1) * batch_size]).sum())
     report = {"run_dir": str(run_dir), "model": cfg.model.name, "dataset": test.name, "encoder": cfg.encoder.name,
-              "accuracy": correct / max(total.samples, 1), **total.summary()}
+              "accuracy": correct / max(total.samples, 1), **_labelled(total.summary(), model)}
     if write:
         run = Path(run_dir)
         (run / "analysis.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -15,6 +15,7 @@ import torch
 
 from ..encoders import PoissonEncoder
 from ..errors import DnmsnnError
+from .activity import layer_labels
 from .runs import load_metrics, load_results, mean_std
 
 FORMATS = ("png", "svg")
@@ -86,6 +87,7 @@ def plot_acc_vs_T(groups: dict[str, Sequence[str | Path]], path: str | Path, for
         stats = [mean_std([100 * r[str(T)] for r in res]) for T in Ts]
         ax.errorbar(Ts, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", ms=3, capsize=2, label=label)
     ax.set_xlabel("test sequence length T")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # T is a whole number of steps
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
     return save(fig, path, formats)
@@ -272,7 +274,8 @@ def plot_cohort(results: dict[str, Any], path: str | Path, title: str = "",
 
 
 def plot_raster(record: dict[str, dict[str, Any]], path: str | Path, sample: int = 0,
-                max_neurons: int = 1024, formats: Sequence[str] = FORMATS) -> list[Path]:
+                max_neurons: int = 1024, formats: Sequence[str] = FORMATS,
+                labels: dict[str, str] | None = None) -> list[Path]:
     """Spike raster of one input, one panel per spiking layer (the input first when it is spikes).
 
     ``record`` is :func:`dnmsnn.analysis.activity.record_neurons`' output; layers with more than
@@ -291,7 +294,7 @@ def plot_raster(record: dict[str, dict[str, Any]], path: str | Path, sample: int
         ax.scatter((t + 1).tolist(), i.tolist(), s=tick ** 2, marker="|", color="k", linewidths=1.2)
         rate = float((s != 0).float().mean())
         more = f", first {max_neurons} of {n} shown" if n > max_neurons else ""
-        ax.set_title(f"{_layer_label(name)}: {n} neurons, rate {rate:.3f} spikes/step{more}", fontsize=9)
+        ax.set_title(f"{_layer_label(name, labels)}: {n} neurons, rate {rate:.3f} spikes/step{more}", fontsize=9)
         ax.set_ylim(-0.5, shown.shape[1] - 0.5)
         ax.set_ylabel("neuron")
         ax.grid(False)
@@ -302,7 +305,8 @@ def plot_raster(record: dict[str, dict[str, Any]], path: str | Path, sample: int
 
 
 def plot_firing_rates(rates: dict[str, float], path: str | Path, title: str = "",
-                      formats: Sequence[str] = FORMATS) -> list[Path]:
+                      formats: Sequence[str] = FORMATS,
+                      labels: dict[str, str] | None = None) -> list[Path]:
     """Bar chart of the mean firing rate (spikes per neuron per step) of each layer."""
     plt = _plt()
     if not rates:
@@ -312,7 +316,7 @@ def plot_firing_rates(rates: dict[str, float], path: str | Path, title: str = ""
     ax.bar(range(len(names)), [rates[n] for n in names], color=["C7" if n == "input" else "C0" for n in names])
     for x, n in enumerate(names):
         ax.text(x, rates[n], f"{rates[n]:.3f}", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(list(range(len(names))), [_layer_label(n) for n in names], rotation=30, ha="right")
+    ax.set_xticks(list(range(len(names))), [_layer_label(n, labels) for n in names], rotation=30, ha="right")
     ax.set_ylabel("firing rate (spikes / neuron / step)")
     ax.grid(axis="x", visible=False)
     ax.set_title(title or "firing rate per layer", fontsize=10)
@@ -321,8 +325,9 @@ def plot_firing_rates(rates: dict[str, float], path: str | Path, title: str = ""
 
 def plot_membrane(record: dict[str, dict[str, Any]], path: str | Path, sample: int = 0,
                   neurons: dict[str, Sequence[int]] | None = None, thresholds: dict[str, float] | None = None,
-                  label: int | None = None, per_layer: int = 3, formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Membrane potential traces of chosen neurons for one input (seed 001's Fig. 3).
+                  label: int | None = None, per_layer: int = 3, formats: Sequence[str] = FORMATS,
+                labels: dict[str, str] | None = None) -> list[Path]:
+    """Membrane potential traces of chosen neurons for one input (Bondarev's Fig. 3).
 
     Each neuron layer of ``record`` (:func:`~dnmsnn.analysis.activity.record_neurons`) gets a panel:
     the pre-reset potential H[k] of ``neurons[layer]`` (flat indices; default the ``per_layer`` most
@@ -340,7 +345,7 @@ def plot_membrane(record: dict[str, dict[str, Any]], path: str | Path, sample: i
             for c in range(v.shape[1]):
                 ax.plot(steps, v[:, c].tolist(), lw=2.2 if label == c else 0.9, label=str(c))
             ax.legend(fontsize=6, ncol=5, title="class", title_fontsize=6)
-            ax.set_title(f"{_layer_label(name)} (output potential)", fontsize=9)
+            ax.set_title(f"{_layer_label(name, labels)} (output potential)", fontsize=9)
         else:
             s = r["out"][:, sample].flatten(1)
             chosen = list((neurons or {}).get(name, [])) or s.sum(0).argsort(descending=True)[:per_layer].tolist()
@@ -352,7 +357,7 @@ def plot_membrane(record: dict[str, dict[str, Any]], path: str | Path, sample: i
             if thr is not None:
                 ax.axhline(thr, ls="--", color="0.4", lw=1.0, label="threshold")
             ax.legend(fontsize=6, ncol=2)
-            ax.set_title(f"{_layer_label(name)}: pre-reset potential H[k] (dots: spikes)", fontsize=9)
+            ax.set_title(f"{_layer_label(name, labels)}: pre-reset potential H[k] (dots: spikes)", fontsize=9)
         ax.set_ylabel("potential")
     axes[-1, 0].set_xlabel("step k")
     axes[-1, 0].xaxis.get_major_locator().set_params(integer=True)
@@ -363,8 +368,19 @@ def _is_spiking(t: torch.Tensor) -> bool:
     return bool(((t == 0) | (t == 1) | (t == -1)).all())
 
 
-def _layer_label(name: str) -> str:
+def _layer_label(name: str, labels: dict[str, str] | None = None) -> str:
+    """A layer's name in a figure: its role from :func:`~dnmsnn.analysis.activity.layer_labels` when known."""
+    if labels and name in labels:
+        return labels[name]
     return name if name == "input" else f"layer {name}"
+
+
+class PlotsIncomplete(DnmsnnError):
+    """Some figures of a run could not be made; ``files`` holds those that were written."""
+
+    def __init__(self, files: list[Path], missing: list[str]) -> None:
+        self.files, self.missing = files, missing
+        super().__init__(f"made {len(files)} file(s), but could not make: {'; '.join(missing)}")
 
 
 def _neuron_thresholds(model: torch.nn.Module) -> dict[str, float]:
@@ -392,7 +408,9 @@ def plot_run(
     ``acc_vs_T`` (``results.json``'s ``test_acc_by_T``), ``cohort`` (members / mix, when present).
     From the trained model on test inputs (needs the dataset): ``raster``, ``membrane``
     and ``firing_rates`` (mean over ``rate_samples`` test inputs), and ``reconstruction`` (Poisson
-    encoders only). A figure that cannot be made is skipped with a note through ``echo``.
+    encoders only). Every figure that can be made is written; if any cannot be (no checkpoint, no test data,
+    no spikes to show), :class:`PlotsIncomplete` is raised afterwards, naming them and why, with the files
+    that were written in its ``files``.
     """
     from .activity import firing_rates, record_neurons
     from .runs import check_run_dir, load_run
@@ -403,22 +421,26 @@ def plot_run(
     if bad or not formats:
         raise DnmsnnError(f"unsupported plot format(s) {bad or formats}; choose from png, svg, pdf")
     files: list[Path] = []
+    missing: list[str] = []
     metrics = load_metrics(run)
     if metrics:
         files += plot_training(metrics, out / "curves", title=run.name, formats=formats)
+    else:
+        missing.append("curves (metrics.jsonl has no epoch yet)")
     results = load_results(run) if (run / "results.json").is_file() else None
     if results and results.get("test_acc_by_T"):
         files += plot_acc_vs_T({run.name: [run]}, out / "acc_vs_T", formats=formats)
+    else:
+        missing.append("acc_vs_T (no results.json: the run has not finished)")
     if results:
         files += plot_cohort(results, out / "cohort", title=f"{run.name}: members and mix modes", formats=formats)
+    model_figures = "raster, membrane, firing_rates, reconstruction"
     if not (run / "checkpoint.pt").is_file():
-        echo(f"no checkpoint in {run}: skipped the raster, membrane, firing-rate and reconstruction plots")
-        return files
+        raise PlotsIncomplete(files, [*missing, f"{model_figures} (no checkpoint in {run})"])
     try:
         cfg, model, test, encoder = load_run(run, data_dir)
     except DnmsnnError as exc:
-        echo(f"skipped the raster, membrane, firing-rate and reconstruction plots: {exc}")
-        return files
+        raise PlotsIncomplete(files, [*missing, f"{model_figures} (they need the test set: {exc})"]) from None
     T = T or cfg.test_T
     if not 0 <= sample < len(test):
         raise DnmsnnError(f"--sample {sample} is out of range: the test set has {len(test)} samples")
@@ -428,15 +450,21 @@ def plot_run(
         one = x[:, sample:sample + 1] if sample < n else encoder(test.images[sample:sample + 1])
     rec = record_neurons(model, one)
     label = int(test.labels[sample])
+    labels = layer_labels(model)
     try:
-        files += plot_raster(rec, out / "raster", formats=formats)
+        files += plot_raster(rec, out / "raster", formats=formats, labels=labels)
     except DnmsnnError as exc:
-        echo(f"skipped the raster: {exc}")
-    files += plot_membrane(rec, out / "membrane", thresholds=_neuron_thresholds(model), label=label, formats=formats)
+        missing.append(f"raster ({exc})")
+    files += plot_membrane(rec, out / "membrane", thresholds=_neuron_thresholds(model), label=label, formats=formats,
+                           labels=labels)
     rates = firing_rates(model, x, input_spikes=cfg.encoder.name.endswith("poisson"))
     if rates:
         files += plot_firing_rates(rates, out / "firing_rates", title=f"{run.name}: {n} test inputs, T={T}",
-                                   formats=formats)
+                                   formats=formats, labels=labels)
+    else:
+        missing.append("firing_rates (the network has no spiking layer to count)")
     if cfg.encoder.name == "poisson" and test.shape[0] == 1:  # grey images
         files += plot_reconstruction(test.images[:4], [5, 10, 20, 50], out / "reconstruction", formats=formats)
+    if missing:
+        raise PlotsIncomplete(files, missing)
     return files

@@ -89,12 +89,30 @@ def load_run(
     run_dir: str | Path, data_dir: str | None = None, split: str = "test", limit: int | None = None
 ) -> tuple[RunConfig, Network, ArrayDataset, Encoder]:
     """(config, trained model in eval mode, dataset split, the run's encoder) of a run directory."""
-    from ..data import load_dataset
     from ..encoders import create_encoder
 
     cfg, model = load_run_model(run_dir)
-    if limit is None:
-        limit = cfg.data.test_limit if split == "test" else cfg.data.train_limit
-    data = load_dataset(cfg.data.name, split, data_dir or cfg.data.dir, limit=limit)
+    data = load_run_data(run_dir, cfg, split, data_dir, limit)
     encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=cfg.train.seed)
     return cfg, model, data, encoder
+
+
+def load_run_data(run_dir: str | Path, cfg: RunConfig, split: str = "test", data_dir: str | None = None,
+                  limit: int | None = None) -> ArrayDataset:
+    """A split of a run's dataset, found by the lookup rule of :mod:`dnmsnn.train.rundir` (``data_dir``, else the
+    run's ``data.json``, else its ``data.dir``, ``$DNMSNN_DATA_DIR``, ``./data``); a warning when the files
+    differ from the ones the run recorded."""
+    import warnings
+
+    from ..data import load_dataset, resolve_data_dir
+    from ..train.rundir import changed_files, read_data_record, run_data_dir
+
+    if limit is None:
+        limit = cfg.data.test_limit if split == "test" else cfg.data.train_limit
+    folder, _ = run_data_dir(run_dir, data_dir, cfg.data.dir)
+    data = load_dataset(cfg.data.name, split, folder, limit=limit)
+    changed = changed_files(read_data_record(run_dir), resolve_data_dir(folder), data.files)
+    if changed:
+        warnings.warn(f"{', '.join(changed)} differ from the files the run in {run_dir} recorded (data.json): the "
+                      "numbers may not be comparable", stacklevel=2)
+    return data

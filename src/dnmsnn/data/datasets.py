@@ -6,14 +6,14 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dnmsnn.data.checksums import check_file
+from dnmsnn.data.checksums import check_file, md5sum
 from dnmsnn.data.cifar import CIFAR10_CLASSES, RECORD_BYTES, read_cifar10_bin, read_cifar10_classes
 from dnmsnn.data.digits import DIGITS_CLASSES, load_digits_split
 from dnmsnn.data.idx import read_idx
@@ -41,12 +41,17 @@ class PartialDatasetWarning(UserWarning):
 
 @dataclass(eq=False, repr=False)
 class ArrayDataset(Dataset):
-    """An in-memory image classification dataset: float32 images [N,C,H,W] in [0,1], int64 labels [N]."""
+    """An in-memory image classification dataset: float32 images [N,C,H,W] in [0,1], int64 labels [N].
+
+    ``files`` maps each file the set was read from (its absolute path) to its MD5; empty for the embedded
+    digits and for sets built in memory. A run records it, so later commands can tell the same files.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
     name: str
+    files: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (
@@ -219,7 +224,8 @@ def _idx_loader(name: str) -> Callable[[str, Path, int | None], ArrayDataset]:
         _check_idx_arrays(img_path, lbl_path, images, labels, info)
         images, labels = images[:limit], labels[:limit]
         return ArrayDataset(
-            _to_float(images[:, None]), torch.from_numpy(labels.astype(np.int64)), list(info.classes), name
+            _to_float(images[:, None]), torch.from_numpy(labels.astype(np.int64)), list(info.classes), name,
+            _file_digests([img_path, lbl_path]),
         )
 
     return load
@@ -243,7 +249,13 @@ def _load_cifar10(split: str, data_dir: Path, limit: int | None) -> ArrayDataset
         )
     classes = read_cifar10_classes(meta) if meta.is_file() else list(CIFAR10_CLASSES)
     name = "cifar10-partial" if partial else "cifar10"
-    return ArrayDataset(_to_float(images), torch.from_numpy(labels), classes, name)
+    return ArrayDataset(_to_float(images), torch.from_numpy(labels), classes, name,
+                        _file_digests([*paths, *([meta] if meta.is_file() else [])]))
+
+
+def _file_digests(paths: Sequence[Path]) -> dict[str, str]:
+    """{absolute path: MD5} of the files a split was read from (the digests are cached by check_file)."""
+    return {str(_abs(p)): md5sum(p) for p in paths}
 
 
 def _locate_cifar10(split: str, data_dir: Path) -> tuple[Path, list[Path], bool]:
@@ -318,13 +330,13 @@ def _find_folder(
     """First candidate folder holding every wanted file (each given as alternative names); log the misses."""
     for folder in _candidate_folders(data_dir, folders, name, looked):
         if not folder.is_dir():
-            looked.append(f"{_abs(folder)}: directory not found")
+            looked.append(f"{_under(folder, data_dir)}: no such folder")
             continue
         paths = [next((folder / alt for alt in alts if (folder / alt).is_file()), None) for alts in wanted]
         missing = [" or ".join(alts) for alts, p in zip(wanted, paths, strict=True) if p is None]
         if not missing:
             return folder, [p for p in paths if p is not None]
-        looked.append(f"{_abs(folder)}: missing {', '.join(missing)}")
+        looked.append(f"{_under(folder, data_dir)}: missing {', '.join(missing)}")
     return None
 
 
@@ -336,9 +348,14 @@ def _candidate_folders(data_dir: Path, folders: tuple[str, ...], name: str, look
     dir_name = _norm(_abs(data_dir).name)
     if dir_name in own or dir_name not in others:
         candidates.append(data_dir)
-    elif not any(line.startswith(f"{_abs(data_dir)}: skipped") for line in looked):
-        looked.append(f"{_abs(data_dir)}: skipped, it is the folder of another dataset")
+    elif not any(line.startswith("./: skipped") for line in looked):
+        looked.append("./: skipped, it is the folder of another dataset")
     return candidates
+
+
+def _under(folder: Path, data_dir: Path) -> str:
+    """A candidate folder as shown in a not-found message: relative to the data dir (``./`` for itself)."""
+    return "./" if folder == data_dir else f"{folder.relative_to(data_dir)}/"
 
 
 def _abs(path: Path) -> Path:
@@ -346,12 +363,11 @@ def _abs(path: Path) -> Path:
 
 
 def _not_found_error(name: str, split: str, data_dir: Path, looked: list[str], folder_hint: str) -> DataError:
-    lines = "\n".join(f"  {line}" for line in looked)
+    """One line: what is missing, where it was looked for, and the fix."""
     return DataError(
-        f"dataset {name!r} ({split} split) not found under data dir {_abs(data_dir)}; "
-        f"looked at:\n{lines}\n"
-        f"Fix: pass --data-dir (data_dir=) or set {DATA_DIR_ENV} to the folder that holds {folder_hint}, "
-        "or to that folder itself"
+        f"dataset {name!r} ({split} split) not found under data dir {_abs(data_dir)} "
+        f"(looked at: {'; '.join(looked)}); pass --data-dir (data_dir=) or set {DATA_DIR_ENV} to the folder "
+        f"that holds {folder_hint}, or to that folder itself"
     )
 
 

@@ -10,7 +10,7 @@ So here
   ``aten.convolution_backward`` per chunk, weight and bias gradients summed over the chunks in order);
   the output is channels-last, and the neurons and pooling after it keep that layout
   (:func:`~dnmsnn.functional.fused.fused_neuron_sequence` runs on ``[T, B, H, W, C]``);
-* average pooling with stride = kernel (seed 002's P2), ``y[n, c, i, j] = sum_{a, b < k} x[n, c, k i + a,
+* average pooling with stride = kernel (Wu et al.'s P2), ``y[n, c, i, j] = sum_{a, b < k} x[n, c, k i + a,
   k j + b] / k^2``, runs ATen's channels-last kernel into a reused buffer (the values of ``F.avg_pool2d``,
   bitwise); its backward writes ``dL/dy / k^2`` into each window in one broadcast copy (ATen's backward
   zero-fills and scatters, ~3x slower).

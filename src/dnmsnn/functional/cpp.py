@@ -19,6 +19,7 @@ import platform
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -102,9 +103,21 @@ def _build(name: str, folder: Path) -> ModuleType:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"dnmsnn: compiling the C++ kernels once (about a minute; cached in {folder}; "
           "DNMSNN_NO_CPP=1 skips it)", file=sys.stderr, flush=True)
-    return cpp_extension.load(name=name, sources=[str(src) for src in SOURCES], build_directory=str(folder),
-                              extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
-                              verbose=bool(os.environ.get("DNMSNN_CPP_VERBOSE")))
+    t0 = time.perf_counter()
+    mod = cpp_extension.load(name=name, sources=[str(src) for src in SOURCES], build_directory=str(folder),
+                             extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
+                             verbose=bool(os.environ.get("DNMSNN_CPP_VERBOSE")))
+    print(f"dnmsnn: C++ kernels compiled in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return mod
+
+
+def is_built() -> bool:
+    """Whether the kernels are loaded in this process or compiled in the cache (so :func:`load` will not build)."""
+    if _state.get("module") is not None:
+        return True
+    name = module_name()
+    folder = cache_dir() / name
+    return any((folder / f"{name}{suffix}").is_file() for suffix in importlib.machinery.EXTENSION_SUFFIXES + [".so"])
 
 
 def load() -> ModuleType | None:

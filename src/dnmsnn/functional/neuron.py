@@ -4,20 +4,20 @@ All three share one discrete-time frame (input and spike in the same step: x[k] 
 potential H[k], which may fire at step k):
 
     charge   H[k] = charge(V[k-1], x[k])                       (form below)
-    fire     S[k] = H(H[k] - threshold)     (>=; strict > for seed 002's Heaviside, its eq. 3)
+    fire     S[k] = H(H[k] - threshold)     (>=; strict > for Wu et al.'s Heaviside, its eq. 3)
     reset    V[k] = H[k] (1 - S[k]) + v_reset S[k]            (reset="zero": all three papers)
              V[k] = H[k] - threshold S[k]                      (reset="subtract": our extension)
     V[0] = v_reset (rest)
 
 Charge forms:
-    beta  (seed 001 eq. 4):       H[k] = v_reset + beta (V[k-1] - v_reset) + x[k]
+    beta  (Bondarev eq. 4):       H[k] = v_reset + beta (V[k-1] - v_reset) + x[k]
                                   = beta V[k-1] + x[k] for the paper's v_reset = 0
-    tau   (seed 000 eq. 2, read as H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau, which is
-           also seed 002's LIF; the slides print V(t+1) = V(t) + I(t) and we read their V(t+1) as
+    tau   (Cao et al. eq. 2, read as H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau, which is
+           also Wu et al.'s LIF; the slides print V(t+1) = V(t) + I(t) and we read their V(t+1) as
            our H[t], the potential that fires in the same step as the input arrives)
-    if    (seed 002's IF):        H[k] = V[k-1] + x[k]
+    if    (Wu et al.'s IF):        H[k] = V[k-1] + x[k]
 
-The integrator (seed 001's last layer, seed 002's output layer) never fires:
+The integrator (Bondarev's last layer, Wu et al.'s output layer) never fires:
     v[k] = v[k-1] + x[k]          (optionally leaky: v[k] = beta v[k-1] + x[k])
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ def reference_path() -> contextlib.AbstractContextManager[None]:
 def no_temporal_grad() -> contextlib.AbstractContextManager[None]:
     """Within the block, gradients flow through space only: V[k-1] is detached before it enters H[k].
 
-    This cuts the leak and the reset paths between steps (seed 001's spatial backpropagation, eq. 8:
+    This cuts the leak and the reset paths between steps (Bondarev's spatial backpropagation, eq. 8:
     sensitivities pass from layer m+1 to m within the same step k only); forward values are unchanged.
     """
     return setting(_TEMPORAL_GRAD, False)
@@ -76,7 +76,7 @@ class NeuronParameters(NamedTuple):
     beta: float | None = None
     tau: float | None = None
     reset: str = "zero"  # "zero" (to v_reset) or "subtract"
-    strict: bool = False  # fire on H > threshold (seed 002) instead of H >= threshold
+    strict: bool = False  # fire on H > threshold (Wu et al.) instead of H >= threshold
     detach_reset: bool = False  # no gradient through the reset's spike
     surrogate: Surrogate | None = None
 

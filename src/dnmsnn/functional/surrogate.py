@@ -5,7 +5,7 @@ Backward: ds/dx := f'(x), the surrogate derivative named below (x is the distanc
 
 | name | f'(x) | parameter (default) |
 |---|---|---|
-| ``exp`` | exp(-abs(x) / width) -- seed 001 eq. 13 exactly with width = 1 | width (1.0) |
+| ``exp`` | exp(-abs(x) / width) -- Bondarev eq. 13 exactly with width = 1 | width (1.0) |
 | ``sigmoid`` | slope * sig(slope x) * (1 - sig(slope x)) | slope (4.0) |
 | ``atan`` | alpha / 2 / (1 + (pi/2 * alpha * x)^2) | alpha (2.0) |
 | ``triangle`` | max(0, 1 - abs(x) / width) / width | width (1.0) |

@@ -1,4 +1,4 @@
-"""Networks of the ASF paper (seed 002): the LeNet it reports, and our CIFAR-10 network.
+"""Networks of the ASF paper (Wu et al.): the LeNet it reports, and our CIFAR-10 network.
 
 Both use only layers with a totals form (Linear, Conv2d, average pooling), so the asf rule can drive
 them, and an Integrator output (the slides' non-firing output layer). No biases by default (eq. 1
@@ -39,11 +39,11 @@ def init_synapses(net: Network, init: str, gain: float) -> Network:
 
 
 def _neuron(neuron: str, tau: float, threshold: float, surrogate: str):
-    """seed 002's neurons: strict Heaviside (V > V_th), reset to V_reset = 0."""
+    """Wu et al.'s neurons: strict Heaviside (V > V_th), reset to V_reset = 0."""
     return neuron_factory(neuron, tau=tau, threshold=threshold, v_reset=0.0, strict=True, surrogate=surrogate)
 
 
-@register_model(summary="ASF LeNet 20C5-P2-50C5-P2-200FC-10FC (IF or LIF, average pooling)", paper="seed 002")
+@register_model(summary="ASF LeNet 20C5-P2-50C5-P2-200FC-10FC (IF or LIF, average pooling)", paper="Wu et al.")
 def asf_lenet(
     input_shape: tuple[int, ...] = (1, 28, 28),
     num_classes: int = 10,
@@ -74,7 +74,7 @@ def asf_lenet(
 
 
 @register_model(summary="Our CIFAR-10 net for ASF: VGG-style 64C3-64C3-P2-128C3-128C3-P2-256C3-P2-FC256-10",
-                paper="seed 002 (layout ours)")
+                paper="Wu et al. (layout ours)")
 def asf_vgg(
     input_shape: tuple[int, ...] = (3, 32, 32),
     num_classes: int = 10,

@@ -1,4 +1,4 @@
-"""Bondarev's digital LIF network (seed 001): 784-300-300-10, no biases, Integrator output."""
+"""Bondarev's digital LIF network: 784-300-300-10, no biases, Integrator output."""
 from __future__ import annotations
 
 import math
@@ -16,7 +16,7 @@ from .registry import register_model
 H_RULES = ("hidden", "fan_in")
 
 
-@register_model(summary="Bondarev's 784-300-300-10 digital LIF network (328,200 weights)", paper="seed 001")
+@register_model(summary="Bondarev's 784-300-300-10 digital LIF network (328,200 weights)", paper="Bondarev")
 def bondarev_mlp(
     input_shape: tuple[int, ...] = (1, 28, 28),
     hidden: Sequence[int] = (300, 300),

@@ -57,7 +57,7 @@ def make_output(output: str, neuron_factory) -> tuple[nn.Module, str]:
 
 @torch.no_grad()
 def uniform_sqrt3_init(layer: nn.Module, h: int) -> None:
-    """W ~ U[-sqrt(3/h), sqrt(3/h)] (seed 001 / Lee et al. 2016); bias, if any, to zero."""
+    """W ~ U[-sqrt(3/h), sqrt(3/h)] (Bondarev / Lee et al. 2016); bias, if any, to zero."""
     bound = math.sqrt(3.0 / h)
     layer.weight.uniform_(-bound, bound)
     if getattr(layer, "bias", None) is not None:

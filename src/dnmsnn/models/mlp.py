@@ -31,7 +31,7 @@ def mlp(
     output: str = "integrator",
     readout: str | None = None,
 ) -> Network:
-    """Layers: Flatten, then per hidden width Linear (no bias by default: seed 001) + neuron, then the output.
+    """Layers: Flatten, then per hidden width Linear (no bias by default: Bondarev) + neuron, then the output.
 
     ``tau`` set means the tau form (beta is then ignored); ``output="spiking"`` reads spike counts.
     """

@@ -58,9 +58,18 @@ def info(name: str) -> ModelInfo:
     return _MODELS[name]
 
 
-def create(name: str, **overrides: Any) -> Network:
-    """Build a registered model, overriding any of its builder's keyword arguments."""
+def create(name: str, weights: str | None = None, **overrides: Any) -> Network:
+    """Build a registered model, overriding any of its builder's keyword arguments.
+
+    ``weights="TAG"`` loads the shipped trained weights ``name/TAG`` (:mod:`dnmsnn.weights`; checked by
+    SHA-256) into a model built with the arguments they were trained with, in eval mode; ``member=k``
+    picks member k of a cohort's entry."""
     entry = info(name)
+    if weights is not None:
+        from .. import weights as shipped
+
+        member = overrides.pop("member", 0)
+        return shipped.load(name, weights, member=member, overrides=overrides)
     unknown = set(overrides) - set(entry.defaults)
     if unknown:
         raise InputError(f"model {name!r} has no argument(s) {sorted(unknown)}; valid: {', '.join(entry.defaults)}")

@@ -1,9 +1,9 @@
-"""Spiking ResNets of the DNM-SNN paper (seed 000): ``resnet11`` and ``resnet20``, with width variants.
+"""Spiking ResNets of the DNM-SNN paper (Cao et al.): ``resnet11`` and ``resnet20``, with width variants.
 
 Seed 000 trains an "SNN-Resnet11" whose figure (Fig. 2) is not in the text, and a ResNet20 it does not
 describe. Both layouts here are therefore assumptions, stated as such:
 
-* ``resnet11`` -- the SNN-ResNet11 of Lee et al. (2020), which seed 000 cites for deep spiking ResNets:
+* ``resnet11`` -- the SNN-ResNet11 of Lee et al. (2020), which Cao et al. cites for deep spiking ResNets:
   a 3x3 conv stem (64) with 2x2 average pooling, four basic residual blocks of widths 128-256-512-512
   (strides 1-2-2-1), 2x2 average pooling, FC 1024 and FC 10: 1 + 8 + 2 = 11 weight layers.
 * ``resnet20`` -- the standard CIFAR ResNet-20 (He et al. 2016): a 3x3 conv stem (16), three stages of
@@ -12,9 +12,9 @@ describe. Both layouts here are therefore assumptions, stated as such:
 A basic block is ``conv3x3 -> [BN] -> neuron -> conv3x3 -> [BN]``, summed with the shortcut (identity, or a
 1x1 conv [+ BN] when the shape changes), then a neuron: it spikes on the sum. ``width`` scales every
 channel count (``width=64`` / ``16`` are the full networks; ``resnet11_w8`` and ``resnet20_w4`` are the small
-variants for fast CPU runs). Neurons are seed 000's LIF (eq. 2, tau form, reset to V_reset, spike at
+variants for fast CPU runs). Neurons are Cao et al.'s LIF (eq. 2, tau form, reset to V_reset, spike at
 H >= V_th) or IF. ``norm=False`` drops BatchNorm, which has no totals form, so that the ``asf`` rule can drive
-the network too. The output is seed 000's spiking layer read as spike counts (``output="spiking"``) or an
+the network too. The output is Cao et al.'s spiking layer read as spike counts (``output="spiking"``) or an
 Integrator read as its final potential.
 """
 from __future__ import annotations
@@ -104,7 +104,7 @@ def spiking_resnet(
 
 
 @register_model(summary="SNN-ResNet11 (assumed: Lee et al. 2020): conv64-AP2-[128,256,512,512]-AP2-FC1024-10",
-                paper="seed 000 (layout assumed)")
+                paper="Cao et al. (layout assumed)")
 def resnet11(
     input_shape: tuple[int, ...] = (3, 32, 32),
     num_classes: int = 10,
@@ -126,7 +126,7 @@ def resnet11(
                                                 detach_reset=detach_reset), output=output)
 
 
-@register_model(summary="CIFAR ResNet-20 as an SNN: conv16-[16x3, 32x3, 64x3]-GAP-FC10", paper="seed 000 (layout ours)")
+@register_model(summary="CIFAR ResNet-20 as an SNN: conv16-[16x3, 32x3, 64x3]-GAP-FC10", paper="Cao et al. (layout ours)")
 def resnet20(
     input_shape: tuple[int, ...] = (3, 32, 32),
     num_classes: int = 10,
@@ -163,6 +163,6 @@ def _width_variant(base: Callable[..., Network], width: int, name: str, summary:
 
 
 _width_variant(resnet11, 8, "resnet11_w8", "resnet11 at width 8 (stem 8, blocks 16-32-64-64, FC 128): for CPU runs",
-               "seed 000 (layout assumed)")
+               "Cao et al. (layout assumed)")
 _width_variant(resnet20, 4, "resnet20_w4", "resnet20 at width 4 (stages 4-8-16): for CPU runs",
-               "seed 000 (layout ours)")
+               "Cao et al. (layout ours)")

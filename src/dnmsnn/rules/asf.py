@@ -1,4 +1,4 @@
-"""Accumulated Spiking Flow (Wu et al., AAAI 2021; seed 002).
+"""Accumulated Spiking Flow (Wu et al., AAAI 2021; Wu et al.).
 
 Phase 1 runs the T steps without autograd and records, per spiking layer n, ``FI^n = sum_t I^n(t)``
 and ``FO^n = sum_t s^n(t)``. Phase 2 backpropagates once through the equivalent network on totals:

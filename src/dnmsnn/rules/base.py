@@ -22,7 +22,7 @@ LOSSES = ("ce", "mse")
 
 
 def task_loss(logits: torch.Tensor, targets: torch.Tensor, name: str = "ce") -> torch.Tensor:
-    """``ce``: mean softmax cross-entropy (seed 001 eq. 10).
+    """``ce``: mean softmax cross-entropy (Bondarev eq. 10).
 
     ``mse``: mean over the batch of 1/2 ||onehot - logits||^2.
     """

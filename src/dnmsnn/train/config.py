@@ -123,7 +123,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """Loop settings. ``test_T`` is the T of the per-epoch test (seed 001 trains at 20, tests at 5).
+    """Loop settings. ``test_T`` is the T of the per-epoch test (Bondarev trains at 20, tests at 5).
 
     ``seed`` drives the validation split, the data order and the encoder stream; ``model_seed`` (null:
     ``seed``) the weight initialisation and the network's own random stream (dropout). Cohort member k
@@ -162,7 +162,7 @@ class TrainConfig:
 
 @dataclass
 class CohortConfig:
-    """DNM-SNN mutual learning (seed 000) -- see :mod:`dnmsnn.cohort` for what is the paper's and what is ours.
+    """DNM-SNN mutual learning (Cao et al.) -- see :mod:`dnmsnn.cohort` for what is the paper's and what is ours.
 
     ``size`` networks of the configured model train together (1: ordinary single-network training);
     member k's loss is its task loss plus ``weight`` (lambda) times the ``exchange`` loss against the

@@ -39,7 +39,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-_OVERRIDE_EXAMPLE = "write it as KEY.PATH=VALUE, e.g. 'optim.lr=1e-3' or 'model.hidden=[128, 64]'"
+_OVERRIDE_EXAMPLE = "write it as KEY.PATH=VALUE, e.g. 'optim.lr=1e-3' or 'model.args.hidden=[128, 64]'"
 
 
 # --------------------------------------------------------------------------------------------------

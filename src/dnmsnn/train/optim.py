@@ -9,7 +9,7 @@ from .config import OptimConfig
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Adam (seed 001: beta1 0.9, beta2 0.999), AdamW or SGD with momentum."""
+    """Adam (Bondarev: beta1 0.9, beta2 0.999), AdamW or SGD with momentum."""
     params = list(params)
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)

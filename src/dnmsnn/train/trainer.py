@@ -3,8 +3,9 @@
 Determinism: every epoch's randomness (data order, encoder stream, dropout) is derived from
 ``(seed, epoch)`` (dropout from ``(model_seed, epoch)``, one stream per cohort member), so an
 uninterrupted run and a run resumed from any epoch checkpoint see the same numbers. Run directory:
-``config.yaml``, ``metrics.jsonl`` (one line per epoch), ``checkpoint.pt`` (atomic, after every epoch),
-``results.json`` (at the end).
+``config.yaml``, ``data.json`` (where the data was, with the files' MD5s), ``metrics.jsonl`` (one line per
+epoch), ``checkpoint.pt`` (atomic, after every epoch), ``results.json`` (at the end), ``.lock`` (the OS lock a
+run holds on its folder while it runs; see :mod:`dnmsnn.train.rundir`).
 
 Several processes (torchrun, ``dnmsnn train --nproc N``): :mod:`dnmsnn.train.distributed` does the work;
 the lines here that call ``self.par`` are marked ``[distributed]``, and in one process ``self.par`` is a
@@ -12,6 +13,7 @@ the lines here that call ``self.par`` are marked ``[distributed]``, and in one p
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -27,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__, models, rules
 from ..cohort import Cohort, Mix
-from ..data import ArrayDataset, load_dataset, split_validation
+from ..data import DATA_DIR_ENV, ArrayDataset, load_dataset, resolve_data_dir, split_validation
 from ..data.augment import Augmentation
 from ..encoders import Encoder, create_encoder
 from ..errors import CheckpointError, ConfigError, DnmsnnError
@@ -36,6 +38,7 @@ from ..rules.base import LearningRule
 from . import distributed
 from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from .config import RunConfig, config_dict, load_run_config, save_run_config
+from .rundir import RunLock, changed_files, read_data_record, record_data, run_data_dir, write_text_atomic, writing
 from .evaluate import batches, collect_outputs, metrics
 from .optim import build_optimizer, build_scheduler
 
@@ -59,18 +62,42 @@ def derived_seed(seed: int, epoch: int, stream: int) -> int:
 def build_model(cfg: RunConfig, data_shape: tuple[int, ...], num_classes: int) -> Network:
     """The configured model; ``input_shape`` / ``num_classes`` default to the dataset's when the builder takes them."""
     args = dict(cfg.model.args)
-    defaults = models.info(cfg.model.name).defaults
+    try:
+        defaults = models.info(cfg.model.name).defaults
+    except DnmsnnError as exc:
+        raise ConfigError(f"model.name: {exc}") from None
     if "input_shape" in defaults:
         args.setdefault("input_shape", tuple(data_shape))
     if "num_classes" in defaults:
         args.setdefault("num_classes", num_classes)
     if "input_shape" in args:
         args["input_shape"] = tuple(args["input_shape"])
-    model = models.create(cfg.model.name, **args)
+    try:
+        model = models.create(cfg.model.name, **args)
+    except (DnmsnnError, ValueError) as exc:
+        raise ConfigError(_name_model_key(str(exc), args)) from None
     if model.input_shape and tuple(model.input_shape) != tuple(data_shape):
         raise ConfigError(f"model {cfg.model.name!r} expects inputs {model.input_shape} but dataset {cfg.data.name!r} "
                           f"has {tuple(data_shape)}; set model.args.input_shape or pick another model")
     return model
+
+
+def _name_model_key(message: str, args: dict[str, Any]) -> str:
+    """A builder's error message with the config key it is about: ``beta must ...`` -> ``model.args.beta must ...``."""
+    import re
+
+    for key in sorted(args, key=len, reverse=True):
+        if message.startswith(f"{key} "):
+            return f"model.args.{key}{message[len(key):]}"
+    named = [k for k in args if re.search(rf"\b{re.escape(k)}\b", message)]
+    return f"model.args.{named[0]}: {message}" if len(named) == 1 else f"model.args: {message}"
+
+
+def _differences(key: str, old: Any, new: Any) -> list[str]:
+    """The config keys that differ, one level into dicts (``model.args.beta``, not ``model.args``)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [f"{key}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return [key] if old != new else []
 
 
 @dataclass
@@ -104,7 +131,7 @@ class Evaluation(NamedTuple):
 class Trainer:
     """Train one network, or a cohort of ``cohort.size`` networks, as a :class:`RunConfig` says, into ``out_dir``.
 
-    Cohort (seed 000, :class:`dnmsnn.Cohort`): member k is initialised from ``model_seed + k`` and has
+    Cohort (Cao et al., :class:`dnmsnn.Cohort`): member k is initialised from ``model_seed + k`` and has
     its own rule instance, optimizer, schedule and dropout stream (derived from ``(model_seed + k,
     epoch)``); all members see the same data order and the same encoded batches (derived from
     ``(seed, epoch)``). Hence with lambda = 0 member k is bitwise the single-network run with
@@ -122,18 +149,23 @@ class Trainer:
         echo: Callable[[str], None] = print,
     ) -> None:
         self.cfg, self.out, self.echo = cfg, Path(out_dir), echo
+        self.lock = RunLock(self.out)
+        self.complete = False  # a resumed run that has already trained every epoch and written its results
         self.par = distributed.setup(cfg)  # [distributed] Local in one process; rank 0 alone prints and writes
         if not self.par.is_main:
             self.echo = lambda s: None
-        self.par.on_main(self._prepare_dir, resume)  # [distributed] rank 0 checks the run directory, all raise
+        # [distributed] rank 0 locks and checks the run directory, all raise; a --resume of a run that never
+        # reached its first checkpoint starts it from the beginning
+        resume = self.par.on_main(self._prepare_dir, resume)
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        data_dir = data_dir or cfg.data.dir
-        train = load_dataset(cfg.data.name, "train", data_dir, limit=cfg.data.train_limit)
-        self.test = load_dataset(cfg.data.name, "test", data_dir, limit=cfg.data.test_limit)
+        given, source = self._data_location(data_dir, resume)
+        train = load_dataset(cfg.data.name, "train", given, limit=cfg.data.train_limit)
+        self.test = load_dataset(cfg.data.name, "test", given, limit=cfg.data.test_limit)
+        self.par.on_main(self._record_data, given, source, {**train.files, **self.test.files})
         self.train_set, self.val = split_validation(train, cfg.data.val_fraction, t.seed)
         self.members = [self._build_member(train.shape, len(train.classes), cfg.model_seed + k)
                         for k in range(cfg.cohort.size)]
@@ -180,24 +212,78 @@ class Trainer:
         return self.members[0].scheduler
 
     # ----------------------------------------------------------------- run directory
-    def _prepare_dir(self, resume: bool) -> None:
+    def _prepare_dir(self, resume: bool) -> bool:
+        """Lock the run folder, check it against ``resume``; returns whether there is a checkpoint to resume."""
         ckpt = self.out / CHECKPOINT
-        if resume and not ckpt.exists():
-            raise CheckpointError(f"nothing to resume: {ckpt} does not exist; drop --resume to start a new run")
-        if resume:
-            remove_stale_temporaries(ckpt)  # left by a kill during a checkpoint write
+        with writing(self.out, "the run folder", "nothing yet", "start the run again"):
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()  # before anything is read or written: a second process stops here
         if not resume and ckpt.exists():
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
-        if resume:
-            saved = config_dict(load_run_config(self.out / CONFIG)) if (self.out / CONFIG).exists() else None
+        if resume and (self.out / CONFIG).exists():
+            saved = config_dict(load_run_config(self.out / CONFIG))
             now = config_dict(self.cfg)
-            diff = [f"{s}.{k}" for s in now for k in now[s]
-                    if saved is not None and (s, k) not in RESUMABLE_CHANGES and saved[s].get(k) != now[s][k]]
+            if saved["model"].get("name") != now["model"]["name"]:
+                raise ConfigError(f"--resume with a different model: the run in {self.out} trains "
+                                  f"{saved['model'].get('name')!r}, model.name now says {now['model']['name']!r}; "
+                                  f"resume with the run's own {CONFIG} or start a new --out")
+            diff = [key for s in now for k in now[s] if (s, k) not in RESUMABLE_CHANGES
+                    for key in _differences(f"{s}.{k}", saved[s].get(k), now[s][k])]
             if diff:
                 raise ConfigError(f"--resume with a different config ({', '.join(diff)}); resume with the run's own "
                                   f"{CONFIG} or start a new --out")
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_run_config(self.cfg, self.out / CONFIG)
+        if resume and not ckpt.exists():
+            self.echo(f"no checkpoint in {self.out} yet (the run ended before its first epoch did): starting it "
+                      "from the beginning")
+            resume = False
+        if resume:
+            remove_stale_temporaries(ckpt)  # left by a kill during a checkpoint write
+        with writing(self.out, CONFIG, "nothing yet" if not resume else "the last checkpoint",
+                     self._resume_hint()):
+            save_run_config(self.cfg, self.out / CONFIG)
+        return resume
+
+    def _data_location(self, data_dir: str | None, resume: bool) -> tuple[str | None, str]:
+        """(data dir to load from, where it came from): --data-dir, data.dir, the resumed run's record,
+        $DNMSNN_DATA_DIR, ./data -- the rule of :mod:`dnmsnn.train.rundir`."""
+        if data_dir:
+            return data_dir, "--data-dir"
+        if self.cfg.data.dir:
+            return self.cfg.data.dir, "data.dir"
+        if resume:
+            given, source = self.par.on_main(run_data_dir, self.out)  # [distributed] rank 0 has the run folder
+            if given is not None:
+                return given, source
+        return None, f"${DATA_DIR_ENV}" if os.environ.get(DATA_DIR_ENV, "").strip() else "default (./data)"
+
+    def _record_data(self, given: str | None, source: str, files: dict[str, str]) -> None:
+        resolved = resolve_data_dir(given)
+        changed = changed_files(read_data_record(self.out), resolved, files)
+        if changed:
+            self.echo(f"warning: {', '.join(changed)} differ from the files this run was trained with so far "
+                      f"(MD5 in {self.out / 'data.json'})")
+        with writing(self.out, "data.json", "the files before it", self._resume_hint()):
+            record_data(self.out, self.cfg.data.name, given, source, resolved, files)
+
+    def _resume_hint(self) -> str:
+        return f"continue with: dnmsnn train --out {self.out} --resume"
+
+    def _kept(self) -> str:
+        """What a failed write leaves in the run folder (the checkpoint is replaced atomically, never torn)."""
+        if not self.history:
+            return "no checkpoint yet (a --resume starts the run from the beginning)"
+        n = self.history[-1]["epoch"]
+        return f"the checkpoint and metrics after epoch {n}"
+
+    def close(self) -> None:
+        """Release the run folder's lock (also done at the end of :meth:`fit` and when the process exits)."""
+        self.lock.release()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _payload(self, epoch: int) -> dict[str, Any]:
         """Member 0 under the single-network keys (what ``dnmsnn eval`` reads); a cohort adds ``members`` (all)."""
@@ -226,12 +312,18 @@ class Trainer:
         self.start_epoch = int(ckpt["epoch"]) + 1
         if self.par.is_main:  # [distributed]
             self._write_metrics()
-        self.echo(f"resumed {self.out} after epoch {self.start_epoch}")
+        epochs = self.cfg.train.epochs
+        if self.start_epoch >= epochs and (self.out / RESULTS).is_file():
+            self.complete = True
+            self.echo(f"the run in {self.out} is complete ({self.start_epoch} of {epochs} epochs; results in "
+                      f"{self.out / RESULTS}); to train it longer: dnmsnn train --out {self.out} --resume --set "
+                      f"train.epochs={self.start_epoch + max(1, epochs // 2)}")
+        else:
+            self.echo(f"resumed {self.out} after epoch {self.start_epoch} of {epochs}")
 
     def _write_metrics(self) -> None:
-        tmp = self.out / (METRICS + ".tmp")
-        tmp.write_text("".join(json.dumps(m) + "\n" for m in self.history))
-        os.replace(tmp, self.out / METRICS)
+        with writing(self.out, METRICS, self._kept(), self._resume_hint()):
+            write_text_atomic(self.out / METRICS, "".join(json.dumps(m) + "\n" for m in self.history))
 
     # ----------------------------------------------------------------- loop
     def train_epoch(self, epoch: int) -> dict[str, Any]:
@@ -295,8 +387,20 @@ class Trainer:
         return Mix().fit(val.outputs, val.labels) if val is not None else Mix()
 
     def fit(self) -> dict[str, Any]:
-        """Train the remaining epochs, then evaluate at every eval T; returns (and writes) the results."""
-        cfg, t_start, K = self.cfg, time.perf_counter(), len(self.members)
+        """Train the remaining epochs, then evaluate at every eval T; returns (and writes) the results.
+
+        The run folder's lock is released when it returns or raises."""
+        try:
+            if self.complete:
+                return json.loads((self.out / RESULTS).read_text())
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> dict[str, Any]:
+        cfg, K = self.cfg, len(self.members)
+        self._warm_up_kernels()
+        t_start = time.perf_counter()
         params = sum(p.numel() for p in self.model.parameters())
         who = (f"{cfg.model.name} ({params:,} parameters)" if K == 1 else
                f"cohort of {K} x {cfg.model.name} ({params:,} parameters each; exchange {cfg.cohort.exchange}, "
@@ -321,8 +425,12 @@ class Trainer:
             if not self.par.is_main:  # [distributed] rank 0 alone evaluates, checkpoints and logs
                 continue
             self._score_epoch(row)
+            kept = self._kept()  # before this epoch's row: a failed write leaves the previous checkpoint
             self.history.append(row)
-            save_checkpoint(self._payload(epoch), self.out / CHECKPOINT)
+            with writing(self.out, CHECKPOINT, kept, self._resume_hint()):
+                if not (self.out / CONFIG).is_file():  # deleted under the run: never re-create a bare folder
+                    raise FileNotFoundError(errno.ENOENT, "the run's config.yaml disappeared", str(self.out))
+                save_checkpoint(self._payload(epoch), self.out / CHECKPOINT)
             self._write_metrics()
             if board is not None:
                 board.log(row)
@@ -334,8 +442,17 @@ class Trainer:
 
     def _finish(self, t_start: float) -> dict[str, Any]:
         results = self.final_results(time.perf_counter() - t_start)
-        (self.out / RESULTS).write_text(json.dumps(results, indent=2) + "\n")
+        with writing(self.out, RESULTS, self._kept(), self._resume_hint() + " (it re-evaluates and writes the results)"):
+            write_text_atomic(self.out / RESULTS, json.dumps(results, indent=2) + "\n")
+        self.echo(f"results in {self.out / RESULTS}")
         return results
+
+    def _warm_up_kernels(self) -> None:
+        """Load (on a first run: compile) the C++ kernels before any epoch is timed, so no training speed
+        includes the one-time build."""
+        from ..functional import cpp
+
+        cpp.load()
 
     def _score_epoch(self, row: dict[str, Any]) -> None:
         """Add validation and test metrics at test_T to an epoch row: member 0's under the single-network keys;
