@@ -5,17 +5,21 @@ STAMP  := $(VENV)/.dnmsnn-installed
 # The CPU build of torch is pinned only here, in the set-up path; the package itself needs torch>=2.2.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test lint docs docs-build clean
+.PHONY: demo test kernels lint docs docs-build clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The C++ kernels: compiled once at set-up (about a minute, one line says so and how long it took), then cached.
+kernels: $(STAMP)
+	@$(VENV)/bin/dnmsnn kernels
+
+demo: kernels
 	$(VENV)/bin/dnmsnn demo
 
-test: $(STAMP)
+test: kernels
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -208,7 +208,7 @@ def if_neuron_subtract(x, v_th, v_reset: float = 0.0, strict: bool = False):
 def integrator(x, beta: float | None = None) -> np.ndarray:
     """The non-spiking output layer: ``v[k] = v[k-1] + x[k]`` from ``v[-1] = 0``.
 
-    Seed 001's last layer ("weighted input spikes are simply accumulated") and Wu et al.'s output layer
+    Bondarev's last layer ("weighted input spikes are simply accumulated") and Wu et al.'s output layer
     (``V^N(T)`` = total input current). With ``beta`` it is the leaky integrator of Bondarev eq. 4 without
     a threshold: ``v[k] = beta v[k-1] + x[k]``. Returns the potential trace ``v`` ``[T, B, ...]``.
     """

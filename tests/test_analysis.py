@@ -256,7 +256,7 @@ def test_cli_analyze_writes_json_and_markdown(run_dir, capsys):
     assert 0.0 < report["layers"][0]["firing_rate"] < 1.0 and 0.0 <= report["accuracy"] <= 1.0
     md = (run_dir / "analysis.md").read_text()
     assert "SynOps" in md and "Horowitz" in md
-    assert "| 1 | Linear |" in capsys.readouterr().out
+    assert "| fc1 (`1`) | Linear |" in capsys.readouterr().out  # the layer's role, then its module name
 
 
 def test_cli_errors_exit_2(run_dir, tmp_path, capsys, monkeypatch):

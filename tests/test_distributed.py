@@ -250,7 +250,8 @@ def test_cli_nproc_2_resumes_a_one_process_run_data_parallel(tmp_path):
                            "--out", str(out), "--resume"], env=ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "data parallel over 2 processes" in proc.stdout and proc.stdout.count("epoch 2/2") == 1
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.yaml", "metrics.jsonl", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.yaml", "data.json", "metrics.jsonl",
+                                                     "results.json"]
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     ref = single(tmp_path, "single", [*common, "train.epochs=2"])
     ckpt = load_checkpoint(out / "checkpoint.pt")

@@ -1,6 +1,6 @@
 """Encoders: Poisson rate coding (Bondarev), its signed variant, the direct (analog) encoder.
 
-Seed 001: "at each time step, the pixel intensity was compared with a random number with a uniform
+Bondarev: "at each time step, the pixel intensity was compared with a random number with a uniform
 distribution. If the pixel intensity exceeded the value of a random number, then a spike was generated",
 so the spike count of a pixel of intensity p over T steps is Binomial(T, p), intensity 0 never spikes
 and intensity 1 always does.

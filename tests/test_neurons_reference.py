@@ -242,7 +242,7 @@ def test_integrator_matches_reference(beta, shape):
 
 
 def test_integrator_total_is_total_input():
-    """Seed 002: the output layer's V^N(T) is the total input current FI = sum_t I(t)."""
+    """Wu et al.: the output layer's V^N(T) is the total input current FI = sum_t I(t)."""
     x = torch.from_numpy(random_input((7, 3, 4), seed=1))
     torch.testing.assert_close(Integrator()(x)[-1], x.sum(0), rtol=0, atol=1e-12)
 

@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from test_faults import ARGS as FAULT_ARGS
+from test_faults import ENV, assert_same_run, train, wait_for_checkpoint
 
 from dnmsnn.cli import main
 from dnmsnn.train import Trainer, load_run_config
 from dnmsnn.train.rundir import RunDirError, RunLock
-
-from test_faults import ARGS as FAULT_ARGS
-from test_faults import ENV, assert_same_run, train, wait_for_checkpoint
 
 FAST = ["data.name=digits", "model.name=digits_mlp", "encoder.T=4", "train.batch_size=64", "train.progress=false"]
 

@@ -163,7 +163,7 @@ def test_derivative_gradcheck_against_primitive_finite_differences(name, param):
 
 
 def test_exp_default_is_bondarev_eq13():
-    """Seed 001 eq. 13: f'(v - s) = exp(-|v - s|)."""
+    """Bondarev eq. 13: f'(v - s) = exp(-|v - s|)."""
     x = torch.linspace(-4, 4, 33, dtype=torch.float64)
     torch.testing.assert_close(get_surrogate("exp").derivative(x), torch.exp(-(x.abs())))
 

@@ -18,9 +18,10 @@ from pathlib import Path
 from . import __version__
 from .errors import ConfigError, DnmsnnError, Interrupted
 
+# one thread: a 9,610-weight network gains nothing from a second, and loses up to 30x when that core is busy
 DEMO_OVERRIDES = (
     "model.name=digits_mlp", "data.name=digits", "encoder.T=10", "encoder.eval_T=[1,2,5,10,20]",
-    "optim.lr=3e-3", "optim.schedule=cosine", "train.epochs=25", "train.batch_size=32",
+    "optim.lr=3e-3", "optim.schedule=cosine", "train.epochs=25", "train.batch_size=32", "train.threads=1",
 )
 
 
@@ -50,10 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on N processes of this machine (runs torch.distributed.run; see train.parallel)")
     _add_run_options(p)
 
-    p = sub.add_parser("eval", help="evaluate a trained run's checkpoint on its test set")
-    p.add_argument("run_dir", help="run directory written by train/demo")
+    p = sub.add_parser("eval", help="evaluate a trained run's checkpoint (or shipped weights) on the test set")
+    p.add_argument("run_dir", nargs="?", default=None, help="run directory written by train/demo")
+    p.add_argument("--weights", default=None, metavar="MODEL/TAG",
+                   help="evaluate shipped weights instead of a run, e.g. bondarev_mlp/mnist (see dnmsnn weights)")
     p.add_argument("--T", type=int, action="append", default=None, help="sequence length(s) to test at (repeatable)")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="dataset folder (default: the run's data.json, "
+                                                    "$DNMSNN_DATA_DIR, ./data)")
+
+    p = sub.add_parser("reproduce", help="the papers' tables in seconds: evaluate the shipped weights of a "
+                                         "reproduction on its test set, our number beside the paper's")
+    p.add_argument("paper", choices=["bondarev", "asf", "dnm", "all"], help="which reproduction")
+    p.add_argument("--data-dir", default=None, help="dataset folder (default $DNMSNN_DATA_DIR, ./data)")
+    sub.add_parser("weights", help="list the shipped trained weights")
 
     p = sub.add_parser("plot", help="figures of a run: curves, accuracy vs T, raster, membrane, firing rates, ...")
     p.add_argument("run_dir", help="run directory written by train/demo")
@@ -184,6 +194,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Test accuracy of every member (and, for a cohort, of the mix modes that need no validation data)."""
+    if (args.run_dir is None) == (args.weights is None):
+        raise ConfigError("give a run directory or --weights MODEL/TAG (one of the two)")
+    if args.weights:
+        return _eval_weights(args)
     from . import Mix, create_encoder, rules
     from .analysis.runs import load_run_data, load_run_members
     from .train import collect_outputs, load_checkpoint
@@ -211,6 +225,65 @@ def cmd_eval(args: argparse.Namespace) -> int:
     path = Path(args.run_dir) / "eval.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {path}")
+    return 0
+
+
+def _eval_weights(args: argparse.Namespace) -> int:
+    from . import weights
+
+    cfg = weights.run_config(args.weights)
+    for T in args.T or cfg.eval_T:
+        res = weights.evaluate(args.weights, data_dir=args.data_dir, T=T)
+        print(f"T={T:4d}  {_accuracy_line(res)}  ({res['samples']} samples)")
+    return 0
+
+
+def _accuracy_line(res: dict) -> str:
+    if len(res["members"]) == 1:
+        return f"model {res['accuracy']:.2%}"
+    return ("  ".join(f"member{k} {a:.2%}" for k, a in enumerate(res["members"])) + "  " +
+            "  ".join(f"mix_{m} {a:.2%}" for m, a in res.get("mix", {}).items()))
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Each shipped entry of a reproduction, evaluated now, beside its recorded number, our report's and the
+    paper's."""
+    from . import weights
+
+    names = [n for n in weights.available() if args.paper in ("all", weights.info(n).reproduces)]
+    if not names:
+        raise DnmsnnError(f"no shipped weights reproduce {args.paper!r}; shipped: {', '.join(weights.available())}")
+    differ = 0
+    for name in names:
+        meta = weights.info(name).meta
+        t0 = time.perf_counter()
+        res = weights.evaluate(name, data_dir=args.data_dir)
+        took = time.perf_counter() - t0
+        recorded = meta["measured"]["test_acc"]
+        same = res["accuracy"] == recorded and res.get("mix", {}) == meta["measured"].get("mix", {})
+        differ += not same
+        paper = meta["paper"]
+        print(f"{paper['name']}: shipped weights {name} (seed {meta['trained']['seed']}, "
+              f"{meta['trained']['epochs']} epochs; {meta['command']})")
+        print(f"  ours, {meta['dataset']} test set ({res['samples']:,} images, T = {res['T']}): {_accuracy_line(res)}"
+              f"   [recorded when shipped: {recorded:.2%}: {'identical' if same else 'DIFFERENT'}]")
+        print(f"  our report ({meta['report']['path']}): {meta['report']['result']}")
+        print(f"  paper: {paper['test_acc']:.2%} ({paper['what']})")
+        print(f"  evaluated in {took:.1f} s")
+    if differ:
+        raise DnmsnnError(f"{differ} shipped entr{'y' if differ == 1 else 'ies'} evaluated differently from the "
+                          "number recorded when shipped (other data files, or a numerical change)")
+    return 0
+
+
+def cmd_weights(_: argparse.Namespace) -> int:
+    from . import weights
+
+    for name in weights.available():
+        meta = weights.info(name).meta
+        print(f"{name:24s} {meta['paper']['name']}: {meta['measured']['test_acc']:.2%} on {meta['dataset']} at "
+              f"T = {meta['measured']['test_T']} ({meta['members']} network{'s' if meta['members'] > 1 else ''}, "
+              f"{meta['bytes'] / 1e6:.1f} MB)")
     return 0
 
 
@@ -340,7 +413,9 @@ def cmd_docs(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
 
+
 COMMANDS = {"demo": cmd_demo, "train": lambda a: cmd_train(a).get("returncode", 0), "eval": cmd_eval,
+            "reproduce": cmd_reproduce, "weights": cmd_weights,
             "plot": cmd_plot, "analyze": cmd_analyze, "export-nir": cmd_export_nir,
             "models": cmd_models, "info": cmd_info, "kernels": cmd_kernels, "docs": cmd_docs, "bench": cmd_bench}
 

@@ -95,7 +95,7 @@ def plot_acc_vs_T(groups: dict[str, Sequence[str | Path]], path: str | Path, for
 
 def plot_reconstruction(images: torch.Tensor, lengths: Sequence[int], path: str | Path, seed: int = 0,
                         formats: Sequence[str] = FORMATS):
-    """Seed 001's Fig. 2: each image recovered as spike counts / length of a Poisson train of that length."""
+    """Bondarev's Fig. 2: each image recovered as spike counts / length of a Poisson train of that length."""
     plt = _plt()
     n = images.shape[0]
     fig, axes = plt.subplots(n, len(lengths) + 1, figsize=(1.3 * (len(lengths) + 1), 1.4 * n), squeeze=False)
@@ -115,7 +115,7 @@ def plot_reconstruction(images: torch.Tensor, lengths: Sequence[int], path: str 
 
 def plot_output_potentials(trace: torch.Tensor, labels: torch.Tensor, path: str | Path, class_names=None,
                            formats: Sequence[str] = FORMATS):
-    """Seed 001's Fig. 3: the output layer's potential v^M[k] of every class over the steps, one panel per input."""
+    """Bondarev's Fig. 3: the output layer's potential v^M[k] of every class over the steps, one panel per input."""
     plt = _plt()
     n = trace.shape[1]
     fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 2.8), squeeze=False, sharey=False)

@@ -1,6 +1,6 @@
 """Spiking ResNets of the DNM-SNN paper (Cao et al.): ``resnet11`` and ``resnet20``, with width variants.
 
-Seed 000 trains an "SNN-Resnet11" whose figure (Fig. 2) is not in the text, and a ResNet20 it does not
+Cao et al. trains an "SNN-Resnet11" whose figure (Fig. 2) is not in the text, and a ResNet20 it does not
 describe. Both layouts here are therefore assumptions, stated as such:
 
 * ``resnet11`` -- the SNN-ResNet11 of Lee et al. (2020), which Cao et al. cites for deep spiking ResNets:
@@ -126,7 +126,8 @@ def resnet11(
                                                 detach_reset=detach_reset), output=output)
 
 
-@register_model(summary="CIFAR ResNet-20 as an SNN: conv16-[16x3, 32x3, 64x3]-GAP-FC10", paper="Cao et al. (layout ours)")
+@register_model(summary="CIFAR ResNet-20 as an SNN: conv16-[16x3, 32x3, 64x3]-GAP-FC10",
+                paper="Cao et al. (layout ours)")
 def resnet20(
     input_shape: tuple[int, ...] = (3, 32, 32),
     num_classes: int = 10,

@@ -1,4 +1,4 @@
-"""Seed 001's spatial backpropagation (Bondarev, eqs. 7-13).
+"""Bondarev's spatial backpropagation (Bondarev, eqs. 7-13).
 
 At every step k the output error is propagated through the layers *within step k only*:
 

@@ -28,16 +28,28 @@ def _require(cond: bool, key: str, message: str) -> None:
 
 @dataclass
 class ModelConfig:
-    """``name`` from ``dnmsnn models``; ``args`` override the builder's keyword arguments."""
+    """``name`` from ``dnmsnn models``; ``args`` override the builder's keyword arguments.
+
+    ``firing_rate: [low, high]`` calibrates the initial weights so that every LIF / IF layer fires within that
+    band (spikes per neuron per step) on the first ``calibration_samples`` training images, encoded as in
+    training (:func:`dnmsnn.calibrate.calibrate_firing`); null keeps the builder's initialisation.
+    """
 
     name: str = "digits_mlp"
     args: dict[str, Any] = field(default_factory=dict)
+    firing_rate: list[float] | None = None
+    calibration_samples: int = 256
 
     def validate(self) -> None:
         from .. import models
 
         _require(self.name in models.available(), "model.name",
                  f"unknown model {self.name!r}; available: {', '.join(models.available())}")
+        band = self.firing_rate
+        _require(band is None or (len(band) == 2 and 0.0 < band[0] < band[1] < 1.0), "model.firing_rate",
+                 f"must be null or [low, high] with 0 < low < high < 1, e.g. [0.02, 0.2]; got {band}")
+        _require(self.calibration_samples > 0, "model.calibration_samples",
+                 f"must be > 0, got {self.calibration_samples}")
         valid = models.info(self.name).defaults
         unknown = sorted(set(self.args) - set(valid))
         _require(not unknown, "model.args", f"{self.name!r} has no argument(s) {unknown}; valid: {', '.join(valid)}")

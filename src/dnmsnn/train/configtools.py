@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import json
 import re
 import types
 import typing
@@ -134,7 +135,7 @@ def _parse_value(text: str, key: str) -> Any:
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"override '{key}={text}': the value is not valid YAML ({_yaml_error_text(exc)}); "
-            f"put a plain string in quotes, e.g. {key}='\"my value\"'"
+            f"if it is a string, quote it: --set '{key}={json.dumps(text)}'"
         ) from exc
     return value
 

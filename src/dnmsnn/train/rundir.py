@@ -1,8 +1,8 @@
 """A run directory's own bookkeeping: the lock held for a run's life, the record of its data, and clear I/O errors.
 
-* :class:`RunLock` -- an exclusive OS lock (``flock``) on ``RUN/.lock``, taken before a run writes anything
-  and held until it ends. The kernel drops it when the process exits in any way (SIGKILL included), so
-  nothing stale is left behind; the file only tells a second process who holds the lock.
+* :class:`RunLock` -- an exclusive OS lock (``flock``) on the run folder itself, taken before a run writes
+  anything and held until it ends. The kernel drops it when the process exits in any way (SIGKILL
+  included), and there is no lock file, so nothing stale is left behind.
 * :func:`record_data` / :func:`run_data_dir` -- ``RUN/data.json`` records where the run's dataset was (as
   given, resolved, and relative to the run folder) and the MD5 of every file read, so ``eval``, ``plot``,
   ``analyze`` and ``--resume`` find the data again without ``--data-dir``.
@@ -19,10 +19,7 @@ import errno
 import fcntl
 import json
 import os
-import socket
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +27,6 @@ from typing import Any
 
 from ..errors import DnmsnnError
 
-LOCK = ".lock"
 DATA_RECORD = "data.json"
 
 
@@ -39,11 +35,13 @@ class RunDirError(DnmsnnError):
 
 
 class RunLock:
-    """Exclusive lock on a run folder for one process; :meth:`release` (or process exit) frees it."""
+    """Exclusive lock on a run folder for one process; :meth:`release` (or the process's end) frees it.
+
+    The lock is a ``flock`` on the folder itself (no lock file): nothing is left behind by any exit,
+    SIGKILL included. A refused process names the holder, found in ``/proc/locks`` (Linux)."""
 
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK
         self._fd: int | None = None
 
     @property
@@ -54,11 +52,11 @@ class RunLock:
         """Take the lock or raise :class:`RunDirError` naming the process that holds it."""
         if self._fd is not None:
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.run_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_holder(fd)
+            holder = _holder(os.fstat(fd))
             os.close(fd)
             raise RunDirError(f"{self.run_dir} is in use by another dnmsnn run ({holder}); wait for it to end or "
                               "stop it, or choose another --out") from None
@@ -66,13 +64,6 @@ class RunLock:
             os.close(fd)
             raise
         self._fd = fd
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "command": " ".join(["dnmsnn", *sys.argv[1:]]) if sys.argv else "dnmsnn"}
-        try:  # who holds it, for the message a second process prints; the lock itself is the flock
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
-        except OSError:
-            pass
         return self
 
     def release(self) -> None:
@@ -93,14 +84,23 @@ class RunLock:
         self.release()
 
 
-def _read_holder(fd: int) -> str:
+def _holder(st: os.stat_result) -> str:
+    """'pid N: COMMAND' of the process holding a flock on the file of ``st``, from /proc/locks."""
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     try:
-        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
-    except (OSError, ValueError):
-        info = {}
-    if not info:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
         return "another process"
-    return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}: {info.get('command')}"
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == dev:
+            pid = fields[4]
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                cmd = ""
+            return f"pid {pid}" + (f": {cmd}" if cmd else "")
+    return "another process"
 
 
 # ------------------------------------------------------------------------------------------- errors on write

@@ -4,8 +4,8 @@ Determinism: every epoch's randomness (data order, encoder stream, dropout) is d
 ``(seed, epoch)`` (dropout from ``(model_seed, epoch)``, one stream per cohort member), so an
 uninterrupted run and a run resumed from any epoch checkpoint see the same numbers. Run directory:
 ``config.yaml``, ``data.json`` (where the data was, with the files' MD5s), ``metrics.jsonl`` (one line per
-epoch), ``checkpoint.pt`` (atomic, after every epoch), ``results.json`` (at the end), ``.lock`` (the OS lock a
-run holds on its folder while it runs; see :mod:`dnmsnn.train.rundir`).
+epoch), ``checkpoint.pt`` (atomic, after every epoch), ``results.json`` (at the end). While it runs, a run
+holds an OS lock on its folder (see :mod:`dnmsnn.train.rundir`).
 
 Several processes (torchrun, ``dnmsnn train --nproc N``): :mod:`dnmsnn.train.distributed` does the work;
 the lines here that call ``self.par`` are marked ``[distributed]``, and in one process ``self.par`` is a
@@ -38,9 +38,9 @@ from ..rules.base import LearningRule
 from . import distributed
 from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from .config import RunConfig, config_dict, load_run_config, save_run_config
-from .rundir import RunLock, changed_files, read_data_record, record_data, run_data_dir, write_text_atomic, writing
 from .evaluate import batches, collect_outputs, metrics
 from .optim import build_optimizer, build_scheduler
+from .rundir import RunLock, changed_files, read_data_record, record_data, run_data_dir, write_text_atomic, writing
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -173,6 +173,8 @@ class Trainer:
                              exchange=cfg.cohort.exchange, weight=cfg.cohort.weight,
                              temperature=cfg.cohort.temperature, seeds=[m.seed for m in self.members])
         self.encoder: Encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=t.seed)
+        if cfg.model.firing_rate and not resume:  # a resumed run loads its calibrated weights
+            self._calibrate()
         self.augment = Augmentation(cfg.data.shift, cfg.data.hflip)
         _, h, w = train.shape
         if cfg.data.shift >= min(h, w):
@@ -194,6 +196,24 @@ class Trainer:
         if hasattr(rule, "bind_optimizer"):
             rule.bind_optimizer(optimizer)
         return Member(seed, model, rule, optimizer, scheduler)
+
+    def _calibrate(self) -> None:
+        """Firing-rate-aware initialisation of every member on the same encoded batch: the first
+        ``model.calibration_samples`` training images, encoded at the training T from a stream of their own."""
+        from ..analysis.activity import layer_labels
+        from ..calibrate import calibrate_firing
+
+        cfg = self.cfg
+        low, high = cfg.model.firing_rate
+        images = self.train_set.images[:cfg.model.calibration_samples]
+        encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=derived_seed(cfg.train.seed, 0, 4))
+        x = encoder(images)
+        for k, m in enumerate(self.members):
+            who = f"member {k} " if len(self.members) > 1 else ""
+            records, labels = calibrate_firing(m.model, x, low, high), layer_labels(m.model)
+            self.echo(f"{who}firing rates calibrated into [{low}, {high}] on {len(images)} training images: " +
+                      ", ".join(f"{labels.get(r.name, r.name)} {r.rate_before:.3f}->{r.rate_after:.3f} (x{r.scale:.3g})"
+                                + ("" if r.reached else " NOT REACHED") for r in records))
 
     @property
     def model(self) -> Network:
@@ -442,7 +462,8 @@ class Trainer:
 
     def _finish(self, t_start: float) -> dict[str, Any]:
         results = self.final_results(time.perf_counter() - t_start)
-        with writing(self.out, RESULTS, self._kept(), self._resume_hint() + " (it re-evaluates and writes the results)"):
+        hint = self._resume_hint() + " (it re-evaluates and writes the results)"
+        with writing(self.out, RESULTS, self._kept(), hint):
             write_text_atomic(self.out / RESULTS, json.dumps(results, indent=2) + "\n")
         self.echo(f"results in {self.out / RESULTS}")
         return results

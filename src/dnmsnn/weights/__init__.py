@@ -126,8 +126,8 @@ def load_state_dicts(name: str, folder: str | os.PathLike | None = None) -> list
 
 def run_config(name: str, folder: str | os.PathLike | None = None) -> RunConfig:
     """The config of the run that trained the entry (its encoder, T and evaluation seed included)."""
-    from ..train.configtools import from_dict
     from ..train.config import RunConfig
+    from ..train.configtools import from_dict
 
     return from_dict(RunConfig, info(name, folder).meta["config"])
 
