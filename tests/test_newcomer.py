@@ -2,6 +2,7 @@
 gives works, errors name the config key, and the small commands (info MODEL, kernels) say what they should."""
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -66,6 +67,9 @@ def test_info_model_lists_layers_parameters_defaults_and_weights(capsys):
 
 
 def test_kernels_command_says_one_line(capsys):
+    from dnmsnn.functional import cpp
+
+    cpp.load()  # built (make test builds them at set-up) or unavailable: either way the command says one line
     assert main(["kernels"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("dnmsnn kernels: ")
@@ -94,3 +98,24 @@ def test_readme_first_run_sequence_runs_as_written(shared_data, tmp_path, monkey
             argv += ["--set", "data.train_limit=300", "--set", "data.test_limit=200", "--set", "train.epochs=1",
                      "--set", "train.progress=false", "--set", "encoder.eval_T=[1,5]"]
         assert main(argv) == 0, line
+
+
+def test_the_one_time_kernel_build_is_not_inside_a_timed_epoch(tmp_path, monkeypatch):
+    """The trainer loads (on a first run: compiles) the kernels before the first epoch's clock starts: a load
+    made artificially slow shows up before the epoch, not in train_time_s."""
+    import time
+
+    from dnmsnn.functional import cpp
+
+    real, calls = cpp.load, []
+
+    def slow_first_load():
+        if not calls:
+            time.sleep(1.5)
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(cpp, "load", slow_first_load)
+    res = Trainer(load_run_config(None, [*FAST, "train.epochs=1"]), tmp_path / "r", echo=lambda s: None).fit()
+    row = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()][0]
+    assert calls and row["train_time_s"] < 1.5 and res["epochs"] == 1

@@ -365,17 +365,13 @@ def cmd_kernels(_: argparse.Namespace) -> int:
     """Build the C++ kernels if they are not cached yet, and say so in one line with the time it took."""
     from .functional import cpp
 
-    t0 = time.perf_counter()
     built_before = cpp.is_built()
-    mod = cpp.load()
-    took = time.perf_counter() - t0
+    mod = cpp.load()  # a build says so itself: "compiling ... (about a minute)", then "compiled in N s"
     if mod is None:
         print(f"dnmsnn kernels: not used ({cpp.status()}); dnmsnn runs its PyTorch paths instead (same results, "
               "slower)")
     elif built_before:
         print(f"dnmsnn kernels: ready (cached in {cpp.cache_dir()})")
-    else:
-        print(f"dnmsnn kernels: compiled in {took:.0f} s (once; cached in {cpp.cache_dir()})")
     return 0
 
 

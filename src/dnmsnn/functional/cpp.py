@@ -107,7 +107,8 @@ def _build(name: str, folder: Path) -> ModuleType:
     mod = cpp_extension.load(name=name, sources=[str(src) for src in SOURCES], build_directory=str(folder),
                              extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
                              verbose=bool(os.environ.get("DNMSNN_CPP_VERBOSE")))
-    print(f"dnmsnn: C++ kernels compiled in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    print(f"dnmsnn: C++ kernels compiled in {time.perf_counter() - t0:.0f} s (once; cached)", file=sys.stderr,
+          flush=True)
     return mod
 
 
