@@ -133,6 +133,8 @@ def test_a_run_remembers_its_data_for_every_later_command(shared_data, tmp_path,
     assert {p.stem for p in (out / "plots").glob("*.png")} >= {"raster", "membrane", "firing_rates", "acc_vs_T"}
     assert main(["analyze", str(out), "--batches", "1"]) == 0
     assert main(["train", "--out", str(out), "--resume", "--set", "train.epochs=2"]) == 0
+    again = json.loads((out / "data.json").read_text())  # found through the record, which keeps the first given
+    assert (again["given"], again["source"], again["files"]) == (record["given"], "--data-dir", record["files"])
     # --data-dir overrides the record: a wrong folder is a clear error, and plot fails rather than skip
     assert main(["eval", str(out), "--data-dir", str(tmp_path / "elsewhere")]) == 2
     assert main(["plot", str(out), "--data-dir", str(tmp_path / "elsewhere")]) == 2

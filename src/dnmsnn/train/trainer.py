@@ -55,7 +55,8 @@ class TrainingError(DnmsnnError):
 
 
 def derived_seed(seed: int, epoch: int, stream: int) -> int:
-    """A 62-bit seed for one random stream of one epoch (0: data order, 1: encoder, 2: torch global)."""
+    """A 62-bit seed for one random stream of one epoch (0: data order, 1: encoder, 2: torch global,
+    3: augmentation; 4 with epoch 0: the batch a firing-rate calibration encodes)."""
     return (seed * 1_000_003 + epoch * 9_176 + stream * 7_919 + 12_345) % (1 << 62)
 
 
@@ -156,13 +157,13 @@ class Trainer:
             self.echo = lambda s: None
         # [distributed] rank 0 locks and checks the run directory, all raise; a --resume of a run that never
         # reached its first checkpoint starts it from the beginning
-        resume = self.par.on_main(self._prepare_dir, resume)
+        asked_resume, resume = resume, self.par.on_main(self._prepare_dir, resume)
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        given, source = self._data_location(data_dir, resume)
+        given, source = self._data_location(data_dir, asked_resume)
         train = load_dataset(cfg.data.name, "train", given, limit=cfg.data.train_limit)
         self.test = load_dataset(cfg.data.name, "test", given, limit=cfg.data.test_limit)
         self.par.on_main(self._record_data, given, source, {**train.files, **self.test.files})
@@ -278,7 +279,10 @@ class Trainer:
 
     def _record_data(self, given: str | None, source: str, files: dict[str, str]) -> None:
         resolved = resolve_data_dir(given)
-        changed = changed_files(read_data_record(self.out), resolved, files)
+        old = read_data_record(self.out)
+        if old and source.startswith("the run's"):  # found through the record: keep what the user first gave
+            given, source = old.get("given"), old.get("source", source)
+        changed = changed_files(old, resolved, files)
         if changed:
             self.echo(f"warning: {', '.join(changed)} differ from the files this run was trained with so far "
                       f"(MD5 in {self.out / 'data.json'})")
