@@ -191,7 +191,7 @@ def _train_then_fault(folder: Path, fault) -> str:
 
 def test_disk_full_is_one_clear_line_and_the_run_resumes(tmpfs):
     def fill(run: Path) -> None:
-        with open(tmpfs / "filler", "wb") as f:
+        with open(tmpfs / "filler", "wb", buffering=0) as f:  # unbuffered: nothing left to flush at close
             try:
                 while True:
                     f.write(b"\0" * (1 << 16))

@@ -67,6 +67,7 @@ def test_reproduce_command(shared_data, capsys):
     out = capsys.readouterr().out
     assert "identical" in out and "paper: " in out and "our report" in out
     assert main(["weights"]) == 0
-    assert all(n in capsys.readouterr().out for n in NAMES)
+    listed = capsys.readouterr().out
+    assert all(n in listed for n in NAMES)
     assert main(["eval", "--weights", NAMES[0], "--data-dir", str(shared_data), "--T", "2"]) == 0
     assert main(["eval"]) == 2  # neither a run nor --weights
