@@ -50,6 +50,8 @@ def test_corrupt_or_missing_weights_are_clear_errors(tmp_path):
     with pytest.raises(InputError, match="available"):
         weights.info("bondarev_mlp/nowhere")
     model = name.split("/")[0]
+    with pytest.raises(InputError, match="belong to model"):
+        dnmsnn.models.create("digits_mlp", weights=name)
     with pytest.raises(InputError, match="trained with"):
         dnmsnn.models.create(model, weights=name.split("/")[1], input_shape=(3, 5, 5))
 

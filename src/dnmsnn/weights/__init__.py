@@ -160,8 +160,12 @@ def load(model: str, tag: str, member: int = 0, overrides: dict[str, Any] | None
     """``models.create(model, weights=tag)``: member ``member`` of entry ``model/tag``, in eval mode.
 
     ``overrides`` (other builder arguments) must agree with the ones the weights were trained with."""
+    if "/" in tag:  # a full name is accepted when it is this model's
+        owner, _, tag = tag.partition("/")
+        if owner != model:
+            raise InputError(f"weights {owner}/{tag} belong to model {owner!r}, not {model!r}")
     name = f"{model}/{tag}"
-    entry = info(name, folder) if "/" not in tag else info(tag, folder)
+    entry = info(name, folder)
     args = _builder_args(entry)
     clash = {k: v for k, v in (overrides or {}).items()
              if k not in args or _plain(v) != _plain(args[k])}
