@@ -198,20 +198,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("give a run directory or --weights MODEL/TAG (one of the two)")
     if args.weights:
         return _eval_weights(args)
-    from . import Mix, create_encoder, rules
+    from . import Mix
     from .analysis.runs import load_run_data, load_run_members
-    from .train import collect_outputs, load_checkpoint
+    from .train import load_checkpoint
+    from .train.evaluate import run_outputs
     from .train.trainer import CHECKPOINT
 
     cfg, models = load_run_members(args.run_dir)
     epoch = load_checkpoint(Path(args.run_dir) / CHECKPOINT)["epoch"] + 1
     test = load_run_data(args.run_dir, cfg, "test", args.data_dir)
-    member_rules = [rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args) for _ in models]
-    encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=cfg.train.seed)
     out: dict[str, dict[str, float]] = {}
     for T in args.T or cfg.eval_T:
-        outputs, labels = collect_outputs(models, member_rules, encoder, test, T, cfg.train.eval_batch_size,
-                                          cfg.encoder.eval_seed)
+        outputs, labels = run_outputs(cfg, models, test, T)
         accs = {f"member{k}" if len(models) > 1 else "model": float((o.argmax(-1) == labels).double().mean())
                 for k, o in enumerate(outputs)}
         if len(models) > 1:

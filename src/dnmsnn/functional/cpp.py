@@ -84,17 +84,25 @@ def module_name() -> str:
     return f"dnmsnn_lif_{key.hexdigest()[:16]}"
 
 
-def _import_built(name: str, folder: Path) -> ModuleType | None:
+def _built_file(name: str, folder: Path) -> Path | None:
+    """The compiled extension of ``name`` in ``folder``, if there is one."""
     for suffix in importlib.machinery.EXTENSION_SUFFIXES + [".so"]:
         path = folder / f"{name}{suffix}"
         if path.is_file():
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                return None
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            return mod
+            return path
     return None
+
+
+def _import_built(name: str, folder: Path) -> ModuleType | None:
+    path = _built_file(name, folder)
+    if path is None:
+        return None
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def _build(name: str, folder: Path) -> ModuleType:
@@ -117,8 +125,7 @@ def is_built() -> bool:
     if _state.get("module") is not None:
         return True
     name = module_name()
-    folder = cache_dir() / name
-    return any((folder / f"{name}{suffix}").is_file() for suffix in importlib.machinery.EXTENSION_SUFFIXES + [".so"])
+    return _built_file(name, cache_dir() / name) is not None
 
 
 def load() -> ModuleType | None:

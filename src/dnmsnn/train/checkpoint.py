@@ -24,16 +24,22 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
     """Write ``payload`` (plus the format version) to ``path`` atomically."""
-    path = Path(path)
     buf = io.BytesIO()
     torch.save({"format_version": FORMAT_VERSION, **payload}, buf)
     data = buf.getvalue()
     digest = hashlib.sha256(data).hexdigest().encode()
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, MAGIC + digest + b"\n" + data)
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file of this process's own in the same folder, fsynced and
+    renamed over ``path``: a reader, or a kill at any moment, sees the old file or the new one, never a part."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + digest + b"\n")
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

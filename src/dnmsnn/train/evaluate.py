@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
+from .. import rules
 from ..data import ArrayDataset
-from ..encoders import Encoder
+from ..encoders import Encoder, create_encoder
 from ..network import Network
 from ..rules.base import LearningRule, task_loss
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 
 def batches(ds: ArrayDataset, batch_size: int, order: torch.Tensor | None = None) -> Iterator[tuple]:
@@ -51,6 +56,16 @@ def collect_outputs(
         for m, mode in zip(models, modes, strict=True):
             m.train(mode)
     return [torch.cat(o) for o in outputs], torch.cat(labels)
+
+
+def run_outputs(cfg: RunConfig, models: Sequence[Network], dataset: ArrayDataset, T: int
+                ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Every model's logits of ``dataset`` at T, evaluated as a run of ``cfg`` tests it: one instance of the run's
+    rule per model, the run's encoder, evaluation batch size and fixed evaluation stream (``encoder.eval_seed``)."""
+    member_rules = [rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args) for _ in models]
+    encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=cfg.train.seed)
+    return collect_outputs(models, member_rules, encoder, dataset, T, cfg.train.eval_batch_size,
+                           cfg.encoder.eval_seed)
 
 
 def metrics(logits: torch.Tensor, labels: torch.Tensor, loss: str, batch_size: int = 500) -> dict[str, float]:

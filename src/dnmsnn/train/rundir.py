@@ -19,13 +19,13 @@ import errno
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..errors import DnmsnnError
+from .checkpoint import write_atomic
 
 DATA_RECORD = "data.json"
 
@@ -132,18 +132,6 @@ def writing(run_dir: Path, what: str, kept: str, resume_hint: str) -> Iterator[N
                           f"fix the folder, then {resume_hint}") from None
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file of this process's own, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ------------------------------------------------------------------------------------------- data record
 def record_data(run_dir: Path, dataset: str, given: str | None, source: str, resolved: Path,
                 files: dict[str, str]) -> dict[str, Any]:
@@ -159,7 +147,7 @@ def record_data(run_dir: Path, dataset: str, given: str | None, source: str, res
         "relative_to_run": os.path.relpath(root, Path(os.path.abspath(run_dir))),
         "files": {os.path.relpath(f, root): md5 for f, md5 in sorted(files.items())},
     }
-    write_text_atomic(run_dir / DATA_RECORD, json.dumps(record, indent=2) + "\n")
+    write_atomic(run_dir / DATA_RECORD, (json.dumps(record, indent=2) + "\n").encode())
     return record
 
 

@@ -36,11 +36,11 @@ from ..errors import CheckpointError, ConfigError, DnmsnnError
 from ..network import Network
 from ..rules.base import LearningRule
 from . import distributed
-from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
+from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint, write_atomic
 from .config import RunConfig, config_dict, load_run_config, save_run_config
 from .evaluate import batches, collect_outputs, metrics
 from .optim import build_optimizer, build_scheduler
-from .rundir import RunLock, changed_files, read_data_record, record_data, run_data_dir, write_text_atomic, writing
+from .rundir import RunLock, changed_files, read_data_record, record_data, run_data_dir, writing
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -347,7 +347,7 @@ class Trainer:
 
     def _write_metrics(self) -> None:
         with writing(self.out, METRICS, self._kept(), self._resume_hint()):
-            write_text_atomic(self.out / METRICS, "".join(json.dumps(m) + "\n" for m in self.history))
+            write_atomic(self.out / METRICS, "".join(json.dumps(m) + "\n" for m in self.history).encode())
 
     # ----------------------------------------------------------------- loop
     def train_epoch(self, epoch: int) -> dict[str, Any]:
@@ -468,7 +468,7 @@ class Trainer:
         results = self.final_results(time.perf_counter() - t_start)
         hint = self._resume_hint() + " (it re-evaluates and writes the results)"
         with writing(self.out, RESULTS, self._kept(), hint):
-            write_text_atomic(self.out / RESULTS, json.dumps(results, indent=2) + "\n")
+            write_atomic(self.out / RESULTS, (json.dumps(results, indent=2) + "\n").encode())
         self.echo(f"results in {self.out / RESULTS}")
         return results
 

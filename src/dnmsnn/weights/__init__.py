@@ -187,19 +187,16 @@ def evaluate(name: str, data_dir: str | os.PathLike | None = None, T: int | None
     own test: same encoder, evaluation seed and batch size. Returns ``{"T", "samples", "accuracy"
     (member 0, or the run's headline: member 0), "members": [...], "mix": {mode: acc}}`` (mix for cohorts,
     ``better`` / ``best_member`` as decided on the run's validation split)."""
-    from .. import Mix, create_encoder, rules
+    from .. import Mix
     from ..data import load_dataset
-    from ..train import collect_outputs
+    from ..train.evaluate import run_outputs
 
     entry = info(name, folder)
     cfg = run_config(name, folder)
     nets = load_members(name, folder)
     test = load_dataset(cfg.data.name, "test", data_dir, limit=cfg.data.test_limit)
     T = T or cfg.test_T
-    member_rules = [rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args) for _ in nets]
-    encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=cfg.train.seed)
-    outputs, labels = collect_outputs(nets, member_rules, encoder, test, T, cfg.train.eval_batch_size,
-                                      cfg.encoder.eval_seed)
+    outputs, labels = run_outputs(cfg, nets, test, T)
     accs = [float((o.argmax(-1) == labels).double().mean()) for o in outputs]
     result: dict[str, Any] = {"name": name, "T": T, "samples": len(labels), "accuracy": accs[0], "members": accs}
     if len(nets) > 1:
