@@ -52,6 +52,9 @@ def test_every_spiking_layer_ends_in_the_band(name, args, shape):
             assert torch.equal(value, before[key]), key
     measured = rates(net, x)  # measured again, independently of the calibration's own numbers
     assert all(LOW <= measured[r.name] <= HIGH for r in records), (measured, records)
+    centre = (LOW * HIGH) ** 0.5  # aimed at the band's centre, not left at its edge
+    near = [r for r in records if centre / 1.15 <= measured[r.name] <= centre * 1.15]
+    assert len(near) == len(records), (centre, measured)
 
 
 def test_lif_lenet_starts_with_a_silent_layer_that_calibration_wakes():

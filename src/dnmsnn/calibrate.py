@@ -7,8 +7,9 @@ layer-sequential unit-variance initialisation for ANNs (Mishkin & Matas 2016), :
 walks the spiking layers in forward order and, for each, multiplies the affine layer(s) that drive it --
 the ``Linear`` / ``Conv2d`` before it, or the ``BatchNorm`` after that convolution (scaling weights before a
 batch norm would change nothing), or the last affine layer of each branch of a residual block whose sum
-it fires on -- by one factor ``s``, found by bisection on ``log s``, until the layer's mean firing rate on
-real, encoded data lies in ``[low, high]`` (spikes per neuron per step). Thresholds, time constants and
+it fires on -- by one factor ``s``, found by bisection on ``log s``, so that the layer's mean firing rate on
+real, encoded data (spikes per neuron per step) lies in ``[low, high]``, as close to its geometric centre
+``sqrt(low * high)`` as the bisection gets (within 15 %). Thresholds, time constants and
 every other neuron parameter stay as the papers give them; only the initial weights change.
 
 The network runs in training mode (batch statistics for batch norm, whose running statistics are restored
@@ -28,6 +29,7 @@ from .errors import InputError
 from .layers import BatchNorm1d, BatchNorm2d, Dropout, Residual
 from .neurons import IF, LIF
 
+CENTRE_TOLERANCE = 1.15  # a layer is calibrated once its rate is within this factor of the band's centre
 AFFINE = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, BatchNorm1d, BatchNorm2d)
 
 
@@ -92,9 +94,9 @@ def calibrate_firing(
     echo: Callable[[str], None] | None = None,
 ) -> list[LayerCalibration]:
     """Scale the drivers of every LIF / IF layer of ``network``, in forward order, so that its mean firing
-    rate on the encoded input ``x [T, B, ...]`` lies in ``[low, high]``. Returns one record per layer; a
-    layer whose band could not be reached (no driver, or none of the factors in [2^-20, 2^20] reaches it) keeps
-    the factor that came closest and is marked ``reached=False``."""
+    rate on the encoded input ``x [T, B, ...]`` lies in ``[low, high]``, near its centre. Returns one record
+    per layer; a layer whose band could not be reached (no driver, or none of the factors in [2^-20, 2^20]
+    reaches it) keeps the factor that came closest and is marked ``reached=False``."""
     if not (0.0 < low < high < 1.0):
         raise InputError(f"the firing-rate band must satisfy 0 < low < high < 1, got [{low}, {high}]")
     if not isinstance(x, torch.Tensor) or x.dim() < 3 or not torch.isfinite(x).all():
@@ -136,10 +138,19 @@ def calibrate_firing(
 def _calibrate_layer(network: nn.Module, x: torch.Tensor, name: str, drivers: list[nn.Module],
                      driver_names: list[str], rate0: float, low: float, high: float,
                      budget: int) -> LayerCalibration:
-    """Bisection on log2 of the factor (rates grow with it: more input current, more spikes), after an
-    expansion 2^1, 2^2, 2^4, ... (or 2^-1, ...) that brackets the band. Each trial sets the drivers to their
-    original values times the factor, so no rounding accumulates."""
-    if low <= rate0 <= high or not drivers:
+    """Bisection on log2 of the factor (rates grow with it: more input current, more spikes) toward the
+    band's geometric centre ``sqrt(low * high)``, after an expansion 2^1, 2^2, 2^4, ... (or 2^-1, ...) that
+    brackets it. It stops once the rate is within a factor ``CENTRE_TOLERANCE`` of the centre (or the budget
+    is spent) and keeps the in-band factor closest to the centre. Aiming at the centre rather than stopping
+    at the first factor inside the band keeps a layer away from the band's edges, where a small change of
+    the weights during training silences or saturates it. Each trial sets the drivers to their original
+    values times the factor, so no rounding accumulates."""
+    target = math.sqrt(low * high)
+
+    def score(r: float) -> tuple[bool, float]:  # (outside the band, distance to the centre): smaller is better
+        return (not low <= r <= high, abs(math.log((r + 1e-9) / target)))
+
+    if not drivers or score(rate0)[1] <= math.log(CENTRE_TOLERANCE):
         return LayerCalibration(name, tuple(driver_names), 1.0, rate0, rate0, low <= rate0 <= high)
     originals = [(m, m.weight.clone(), None if getattr(m, "bias", None) is None else m.bias.clone())
                  for m in drivers]
@@ -150,23 +161,21 @@ def _calibrate_layer(network: nn.Module, x: torch.Tensor, name: str, drivers: li
             if b is not None:
                 m.bias.copy_(b * 2.0 ** log_s)
 
-    target = math.sqrt(low * high)
-    direction = 1.0 if rate0 < low else -1.0
+    direction = 1.0 if rate0 < target else -1.0
     expansion = iter(direction * e for e in (1.0, 2.0, 4.0, 8.0, 16.0, 20.0))
-    lo, hi = (0.0, None) if direction > 0 else (None, 0.0)  # log2 factors known to fire below / above the band
-    best = (abs(math.log((rate0 + 1e-9) / target)), 0.0, rate0)
+    lo, hi = (0.0, None) if direction > 0 else (None, 0.0)  # log2 factors known to fire below / above the centre
+    best = (score(rate0), 0.0, rate0)
     for _ in range(budget):
         probe = (lo + hi) / 2 if lo is not None and hi is not None else next(expansion, None)
         if probe is None:
             break
         set_factor(probe)
         r = _rates(network, x, [name])[name]
-        gap = 0.0 if low <= r <= high else abs(math.log((r + 1e-9) / target))
-        if gap < best[0]:
-            best = (gap, probe, r)
-        if gap == 0.0:
+        if score(r) < best[0]:
+            best = (score(r), probe, r)
+        if score(r)[1] <= math.log(CENTRE_TOLERANCE):
             break
-        if r < low:
+        if r < target:
             lo = probe
         else:
             hi = probe
