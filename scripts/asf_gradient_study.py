@@ -4,7 +4,8 @@ Trains the ASF LeNet with one ASF variant on MNIST and, every ``--every`` batche
 batch (the first ``--probe`` training images, one fixed Poisson stream):
 
 * the gradient of each ASF variant in ``--compare`` (the slides' shared slope ``batch``, per sample
-  ``sample``, per neuron ``neuron``, each optionally ``+inhibited`` / ``+silent``), phase 1 + 2 as in training;
+  ``sample``, per neuron ``neuron``, each optionally ``+inhibited`` / ``+silent``; ``batch-positive``: the shared
+  slope with FI summed over the neurons with positive FI only), phase 1 + 2 as in training;
 * the BPTT gradient of the same objective, L = 1/2 ||Y - V^N(T) / (T V_th)||^2 through all T steps with the
   network's surrogate (atan by default): the reference direction;
 * per weight layer, the cosine between each ASF gradient and the BPTT one; per spiking layer, the slope S of
@@ -32,8 +33,11 @@ from dnmsnn.rules.base import task_loss
 
 
 def rule_of(variant: str) -> dnmsnn.rules.base.LearningRule:
+    """``SLOPE[-positive][+MASK]``, e.g. ``batch``, ``batch-positive`` (shared_fi="positive"), ``neuron+inhibited``."""
     slope, _, mask = variant.partition("+")
-    return dnmsnn.rules.create("asf", loss="mse", slope=slope, mask=mask or "none", phase1="layer")
+    slope, _, shared_fi = slope.partition("-")
+    return dnmsnn.rules.create("asf", loss="mse", slope=slope, mask=mask or "none", phase1="layer",
+                               shared_fi=shared_fi or "all")
 
 
 def weight_grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:

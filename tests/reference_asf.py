@@ -48,8 +48,9 @@ def simulate(W, inputs, v_th, v_reset=0.0, tau=None):
     return FI, FO
 
 
-def asf_gradients(W, inputs, labels, v_th, v_reset=0.0, tau=None, n_classes=None):
-    """dL/dW^n of eqs. 5-9 with S^n shared over each sample's layer."""
+def asf_gradients(W, inputs, labels, v_th, v_reset=0.0, tau=None, n_classes=None, positive_fi=False):
+    """dL/dW^n of eqs. 5-9 with S^n shared over each sample's layer (``positive_fi``: its denominator sums
+    the FI of the neurons whose FI is positive only)."""
     W = [np.asarray(w, dtype=np.float64) for w in W]
     T, B = inputs.shape[:2]
     FI, FO = simulate(W, inputs, v_th, v_reset, tau)
@@ -64,7 +65,8 @@ def asf_gradients(W, inputs, labels, v_th, v_reset=0.0, tau=None, n_classes=None
         grads[-1] += np.outer(d_FI, fo_below)
         d_FO = W[-1].T @ d_FI                                # eq. 7
         for n in range(len(W) - 2, -1, -1):
-            S = FO[n][b].sum() / FI[n][b].sum()             # shared ratio of layer n for this sample
+            fi = FI[n][b]
+            S = FO[n][b].sum() / (fi[fi > 0].sum() if positive_fi else fi.sum())   # shared ratio, this sample
             below = FO[n - 1][b] if n > 0 else FO0[b]
             grads[n] += np.outer(d_FO * S, below)           # eq. 9
             d_FO = W[n].T @ (d_FO * S)                       # eq. 8

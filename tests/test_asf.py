@@ -23,15 +23,20 @@ def net2(neuron: str, n_in=6, n_hidden=7, n_out=3, v_th=0.625, seed=0):
 
 
 @pytest.mark.parametrize("neuron", ["if", "lif"])
-def test_gradients_match_literal_numpy(neuron):
+@pytest.mark.parametrize("shared_fi", ["all", "positive"])
+def test_gradients_match_literal_numpy(neuron, shared_fi):
     net = net2(neuron)
     g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # some hidden neurons inhibited on balance, so that the two readings differ
+        net[0].weight.uniform_(-0.4, 0.8, generator=g)
     x = (torch.rand(8, 5, 6, generator=g) < 0.6).double()
     y = torch.randint(0, 3, (5,), generator=g)
-    rule = dnmsnn.rules.create("asf", slope="sample")
+    rule = dnmsnn.rules.create("asf", slope="sample", shared_fi=shared_fi)
     rule.loss_backward(net, x, y)
     W = [net[0].weight.detach().numpy(), net[2].weight.detach().numpy()]
-    grads, FI, FO = asf_gradients(W, x.numpy(), y.numpy(), v_th=0.625, tau=None if neuron == "if" else 2.0)
+    grads, FI, FO = asf_gradients(W, x.numpy(), y.numpy(), v_th=0.625, tau=None if neuron == "if" else 2.0,
+                                  positive_fi=shared_fi == "positive")
+    assert (FI[0] < 0).any()  # some neurons are inhibited, so the two readings differ
     np.testing.assert_allclose(net[1].fi_total.numpy(), FI[0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(net[1].fo_total.numpy(), FO[0], rtol=0, atol=0)
     assert 0 < FO[0].mean() < 8  # neurons fire, but not at every step
@@ -59,6 +64,8 @@ def test_slope_modes():
     assert torch.allclose(asf_slope(fi, fo, "sample", 9.0), torch.tensor([[1 / 3], [9.0]]))
     assert torch.allclose(asf_slope(fi, fo, "batch", 9.0), torch.tensor([[1 / 3]]))
     assert torch.allclose(asf_slope(fi, fo, "neuron", 9.0), torch.tensor([[0.5, 0.0, 9.0], [9.0, 9.0, 9.0]]))
+    assert torch.allclose(asf_slope(fi, fo, "sample", 9.0, shared_fi="positive"), torch.tensor([[1 / 4], [9.0]]))
+    assert torch.allclose(asf_slope(fi, fo, "batch", 9.0, shared_fi="positive"), torch.tensor([[1 / 4]]))
 
 
 @pytest.mark.parametrize("slope", ["neuron", "batch"])
@@ -104,7 +111,8 @@ def test_layers_without_totals_form_are_refused():
 
 
 def test_invalid_options():
-    bad = ({"slope": "layer"}, {"phase1": "x"}, {"mask": "x"}, {"momentum": 0.5, "slope": "sample"}, {"v_th": -1.0})
+    bad = ({"slope": "layer"}, {"phase1": "x"}, {"mask": "x"}, {"momentum": 0.5, "slope": "sample"}, {"v_th": -1.0},
+           {"shared_fi": "x"}, {"shared_fi": "positive", "slope": "neuron"})
     for kw in bad:
         with pytest.raises(InputError):
             dnmsnn.rules.create("asf", **kw)

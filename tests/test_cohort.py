@@ -97,6 +97,44 @@ def test_peer_prediction_is_the_members_own_training_forward():
     assert not torch.equal(preds[0], nets[0].eval().classify(x))
 
 
+def bn_member(seed, norm=True):
+    torch.manual_seed(seed)
+    return dnmsnn.Network(dnmsnn.Flatten(), dnmsnn.Linear(64, 16), dnmsnn.BatchNorm1d(16) if norm else dnmsnn.Flatten(),
+                          dnmsnn.LIF(beta=0.9), dnmsnn.Dropout(0.2), dnmsnn.Linear(16, 10), dnmsnn.Integrator(),
+                          input_shape=(1, 8, 8))
+
+
+@pytest.mark.parametrize("rule, args", [("bptt", {}), ("asf", {"loss": "mse", "phase1": "layer"}), ("spatial", {}),
+                                        ("spatial", {"online": True})], ids=["bptt", "asf", "spatial", "online"])
+def test_predictions_from_the_training_forward_equal_the_separate_pass_at_one_forward_per_member(rule, args):
+    """The default cohort step takes each member's prediction from its training forward: same losses,
+    gradients and buffers as the separate no-grad prediction pass, with one forward per member instead of two
+    (the online spatial rule cannot split its forward from its backward and takes the separate pass)."""
+    x, y = digits_batch()
+    results = {}
+    for separate in (False, True):
+        nets = [bn_member(0, rule != "asf"), bn_member(1, rule != "asf")]  # asf has no BatchNorm
+        calls = [0, 0]
+        for k, n in enumerate(nets):
+            n[1].register_forward_hook(lambda *a, k=k, calls=calls: calls.__setitem__(k, calls[k] + 1))
+        cohort = Cohort(nets, [dnmsnn.rules.create(rule, **args) for _ in nets], weight=0.5, seeds=[3, 4],
+                        separate_predictions=separate)
+        losses, logits = cohort.loss_backward(x, y)
+        results[separate] = (losses, logits, [[p.grad.clone() for p in n.parameters()] for n in nets],
+                             [[b.clone() for b in n.buffers()] for n in nets], calls)
+    (l0, z0, g0, b0, calls0), (l1, z1, g1, b1, calls1) = results[False], results[True]
+    if args.get("online"):  # it steps (no forward hook calls) after the same separate prediction pass
+        assert calls0 == calls1 == [1, 1]
+    else:
+        assert calls0 == [1, 1] and calls1 == [2, 2]
+    exact = rule == "bptt"  # asf's totals network and spatial's trace readout differ from the pass by rounding
+    close = (lambda a, b: torch.equal(a, b)) if exact else (lambda a, b: torch.allclose(a, b, atol=1e-5))
+    for k in range(2):
+        assert close(l0[k], l1[k]) and close(z0[k], z1[k])
+        assert all(close(a, b) for a, b in zip(g0[k], g1[k], strict=True))
+        assert all(torch.equal(a, b) for a, b in zip(b0[k], b1[k], strict=True))  # BatchNorm statistics
+
+
 def test_asf_objective_logits_equal_its_training_logits():
     x, y = digits_batch()
     (net,) = members(0)

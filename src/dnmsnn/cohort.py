@@ -43,7 +43,7 @@ from . import rules as rule_registry
 from ._checks import check_choice
 from .errors import InputError
 from .network import Network
-from .rules.base import AuxLoss, LearningRule
+from .rules.base import AuxLoss, LearningRule, PendingBackward
 
 
 def _kl(logits: torch.Tensor, peer: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -85,18 +85,21 @@ class Cohort:
     ``loss_backward(inputs, targets)`` fills every member's ``.grad`` (like a rule; the optimizer steps
     stay with the caller, one optimizer per member) and returns each member's detached loss and logits.
 
-    Peers' predictions: member k needs its peers' predictions of the batch before its own backward,
-    so a no-grad pass of every member (``rule.objective_logits``, in the member's current mode) comes
-    first; then each member's ``rule.loss_backward`` with the exchange term as ``aux_loss``. Cost:
-    one extra forward per member and batch (none when lambda = 0 or K = 1: then no prediction pass is
-    run and the members train exactly as K independent runs). The prediction pass leaves buffers
-    (BatchNorm running statistics) untouched and replays the member's random stream, so the following
-    training forward draws the same dropout masks: a peer receives the prediction the member itself
-    is trained on (bitwise for bptt and offline spatial, up to rounding for asf's totals network; the
-    online spatial rule runs step by step and, with ``update="step"``, changes its weights within the
-    sequence, so its peers see the prediction of the weights at the start of the batch).
-    Reusing the logits each ``loss_backward`` returns would save one of the K passes but would break
-    this symmetry for those two rules, so we do not.
+    Peers' predictions: member k needs its peers' predictions of the batch before its own backward.
+    By default every member first runs its rule's training forward (:meth:`LearningRule.forward_pass`, on
+    its own random stream), the detached logits of those forwards are the predictions exchanged, and then
+    each member's backward runs with the exchange term as ``aux_loss``. A peer thus receives exactly the
+    prediction the member is trained on, and a batch costs K forwards and K backwards, as K separate
+    networks would; the price is that the K members' graphs are alive together (peak activation memory K
+    times one member's). ``separate_predictions=True`` keeps one graph alive at a time instead: a no-grad
+    pass of every member (``rule.objective_logits``, on a replayed random stream, buffers such as BatchNorm
+    running statistics restored afterwards) gives the predictions, then each member's ``loss_backward``
+    runs: one extra forward per member and batch, and the same predictions (bitwise for bptt and offline
+    spatial, up to rounding for asf's totals network). A rule that cannot split its forward from its
+    backward (the online spatial rule, which calls backward at every step and may step the optimizer
+    within the sequence, so its peers see the prediction of the weights at the start of the batch) always
+    takes the separate pass. With lambda = 0 or K = 1 no prediction is exchanged and the members train
+    exactly as K independent runs.
 
     Random streams: each member draws dropout masks (and any other use of torch's default generators)
     from its own stream, set by :meth:`seed`; unseeded streams are drawn from torch's global generator
@@ -111,6 +114,7 @@ class Cohort:
         weight: float = 1.0,
         temperature: float = 1.0,
         seeds: Sequence[int] | None = None,
+        separate_predictions: bool = False,
     ) -> None:
         self.models = list(models)
         if not self.models or not all(isinstance(m, Network) for m in self.models):
@@ -131,6 +135,7 @@ class Cohort:
         if not temperature > 0:
             raise InputError(f"temperature must be > 0, got {temperature}")
         self.weight, self.temperature = float(weight), float(temperature)
+        self.separate_predictions = bool(separate_predictions)
         if seeds is None:
             seeds = torch.randint(0, 2**62, (len(self.models),)).tolist()
         self.seed(seeds)
@@ -200,15 +205,21 @@ class Cohort:
         ``weight`` overrides lambda for this batch (0 during a warm-up).
         """
         weight = self.weight if weight is None else float(weight)
-        exchanging = weight > 0 and len(self) > 1
-        predictions = self.peer_predictions(inputs) if exchanging else []
-        losses, logits = [], []
-        for k in range(len(self)):
-            aux = self.aux_loss(k, predictions, weight) if exchanging else None
-            loss, z = self.member_loss_backward(k, inputs, targets, aux)
-            losses.append(loss)
-            logits.append(z)
-        return losses, logits
+        if weight <= 0 or len(self) == 1:  # nothing exchanged: K independent steps, one graph at a time
+            return _unzip([self.member_loss_backward(k, inputs, targets) for k in range(len(self))])
+        pending = [None if self.separate_predictions else self.member_forward(k, inputs, targets)
+                   for k in range(len(self))]
+        predictions = [p.prediction if p is not None else self.peer_prediction(k, inputs)
+                       for k, p in enumerate(pending)]
+        return _unzip([p.finish(self.aux_loss(k, predictions, weight)) if p is not None else
+                       self.member_loss_backward(k, inputs, targets, self.aux_loss(k, predictions, weight))
+                       for k, p in enumerate(pending)])
+
+    def member_forward(self, k: int, inputs: torch.Tensor, targets: torch.Tensor) -> PendingBackward | None:
+        """Member k's training forward on its own random stream (:meth:`LearningRule.forward_pass`); ``None``
+        where its rule cannot split the forward from the backward."""
+        with self._stream(k):
+            return self.rules[k].forward_pass(self.models[k], inputs, targets)
 
     def member_loss_backward(
         self, k: int, inputs: torch.Tensor, targets: torch.Tensor, aux: AuxLoss | None = None,
@@ -225,6 +236,10 @@ class Cohort:
     def __repr__(self) -> str:
         return (f"Cohort(size={len(self)}, rules={[r.name for r in self.rules]}, exchange={self.exchange!r}, "
                 f"weight={self.weight}, temperature={self.temperature})")
+
+
+def _unzip(results: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    return [loss for loss, _ in results], [z for _, z in results]
 
 
 def _generators(devices: Sequence[int]) -> Iterator[tuple[str, torch.Generator]]:

@@ -10,9 +10,9 @@ and ``FO^n = sum_t s^n(t)``. Phase 2 backpropagates once through the equivalent 
     L = 1/2 || Y - V^N(T) / (T V_th) ||^2                  (eq. 5; V^N(T) = FI^N, the Integrator output)
 
 ``slope`` chooses how S is shared (the slides: one ratio per layer, S^n = sum_i FO_i / sum_i FI_i;
-whether the sums also run over the batch is not said). The default is ``"batch"``, the most literal "shared
-for the whole layer": on MNIST LeNet (1 epoch on 6,000 images, T = 10) it reached 81.8 % test against 75.1 %
-for ``"sample"`` and 83.6 % for ``"neuron"`` (reports/asf_mnist.md):
+whether the sums also run over the batch is not said; ``shared_fi="positive"`` sums FI over the neurons
+with net positive input only, another reading, see :func:`asf_slope`). The default is ``"batch"``, the most
+literal "shared for the whole layer" (reports/asf_mnist.md compares the modes):
 
 * ``"batch"`` (default): one scalar per layer over the neurons and the whole mini-batch (``momentum`` > 0
   keeps a running average of it across batches);
@@ -45,26 +45,33 @@ from ..layers import shard_sum
 from ..network import Network
 from ..neurons import IF, LIF
 from ..totals import recording_totals, reset_totals
-from .base import AuxLoss, LearningRule, check_batch
+from .base import AuxLoss, LearningRule, PendingBackward, check_batch
 from .registry import register_rule
 
 SLOPES = ("sample", "batch", "neuron")
+SHARED_FI = ("all", "positive")
 PHASE1 = ("layer", "step")
 MASKS = ("none", "silent", "inhibited")
 
 
-def asf_slope(fi: torch.Tensor, fo: torch.Tensor, mode: str, fallback: float, eps: float = 1e-6) -> torch.Tensor:
+def asf_slope(fi: torch.Tensor, fo: torch.Tensor, mode: str, fallback: float, eps: float = 1e-6,
+              shared_fi: str = "all") -> torch.Tensor:
     """S = FO / FI shared per sample (``sample``), per mini-batch (``batch``) or per neuron.
 
-    Where the denominator FI <= eps the ratio is meaningless and ``fallback`` is used.
+    A shared ratio sums FI over every neuron (``shared_fi="all"``: the slides' sum_i FI_i) or over the
+    neurons with net positive input only (``"positive"``: sum_i FO_i / sum_{i: FI_i > 0} FI_i, another reading
+    of the slides; where inhibition outweighs excitation the plain sum is <= 0 although the layer fires).
+    Where the denominator <= eps the ratio is meaningless and ``fallback`` is used.
     """
     if mode == "neuron":
         num, den = fo, fi
-    elif mode == "sample":
-        dims = tuple(range(1, fi.dim()))
-        num, den = fo.sum(dims, keepdim=True), fi.sum(dims, keepdim=True)
-    else:  # shard_sum: in data-parallel training the sums run over the whole global batch, not the rank's part
-        num, den = shard_sum(torch.stack([fo.sum(), fi.sum()])).reshape(2, *[1] * fi.dim()).unbind(0)
+    else:
+        fi = fi.clamp(min=0.0) if shared_fi == "positive" else fi
+        if mode == "sample":
+            dims = tuple(range(1, fi.dim()))
+            num, den = fo.sum(dims, keepdim=True), fi.sum(dims, keepdim=True)
+        else:  # shard_sum: in data-parallel training the sums run over the whole global batch, not the rank's part
+            num, den = shard_sum(torch.stack([fo.sum(), fi.sum()])).reshape(2, *[1] * fi.dim()).unbind(0)
     ok = den > eps
     return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.full_like(den, fallback))
 
@@ -82,9 +89,14 @@ class ASF(LearningRule):
         momentum: float = 0.0,
         v_th: float | None = None,
         eps: float = 1e-6,
+        shared_fi: str = "all",
     ) -> None:
         super().__init__(loss)
         self.slope = check_choice(slope, "slope", SLOPES)
+        self.shared_fi = check_choice(shared_fi, "shared_fi", SHARED_FI)
+        if shared_fi != "all" and slope == "neuron":
+            raise InputError("shared_fi chooses the neurons whose FI a shared slope sums: it needs slope='sample' "
+                             "or 'batch'")
         self.phase1 = check_choice(phase1, "phase1", PHASE1)
         self.mask = check_choice(mask, "mask", MASKS)
         if not 0.0 <= momentum < 1.0:
@@ -124,7 +136,7 @@ class ASF(LearningRule):
     def set_slopes(self, model: Network) -> None:
         for name, layer in self.spiking_layers(model):
             fallback = 1.0 / float(layer.threshold.detach().mean())
-            s = asf_slope(layer.fi_total, layer.fo_total, self.slope, fallback, self.eps)
+            s = asf_slope(layer.fi_total, layer.fo_total, self.slope, fallback, self.eps, self.shared_fi)
             if self.momentum:
                 prev = self._running.get(name)
                 s = s if prev is None else self.momentum * prev + (1.0 - self.momentum) * s
@@ -146,23 +158,21 @@ class ASF(LearningRule):
         total = trace[-1] if model.readout == "final" else trace.sum(0)
         return total / self.output_scale(model, inputs.shape[0])
 
-    def loss_backward(
-        self,
-        model: Network,
-        inputs: torch.Tensor,
-        targets: torch.Tensor,
-        aux_loss: AuxLoss | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> PendingBackward:
         check_batch(model, inputs, targets)
         T = inputs.shape[0]
         self.record(model, inputs)
         self.set_slopes(model)
         out = model.totals(inputs.sum(0), T)          # phase 2: V^N(T) = FI^N through the totals network
         logits = out / self.output_scale(model, T)
-        loss = self.objective(logits, targets, aux_loss)
-        loss.backward()
-        return loss.detach(), logits.detach()
+
+        def finish(aux_loss: AuxLoss | None) -> tuple[torch.Tensor, torch.Tensor]:
+            loss = self.objective(logits, targets, aux_loss)
+            loss.backward()
+            return loss.detach(), logits.detach()
+
+        return PendingBackward(logits.detach(), finish)
 
     def __repr__(self) -> str:
-        return (f"ASF(loss={self.loss!r}, slope={self.slope!r}, phase1={self.phase1!r}, mask={self.mask!r}, "
-                f"momentum={self.momentum})")
+        return (f"ASF(loss={self.loss!r}, slope={self.slope!r}, shared_fi={self.shared_fi!r}, "
+                f"phase1={self.phase1!r}, mask={self.mask!r}, momentum={self.momentum})")

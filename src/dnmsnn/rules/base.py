@@ -7,8 +7,8 @@ logits) lets a cohort add its exchange term without knowing the rule's internals
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,19 @@ from ..network import Network
 
 AuxLoss = Callable[[torch.Tensor], torch.Tensor]
 LOSSES = ("ce", "mse")
+
+
+@dataclass(frozen=True)
+class PendingBackward:
+    """A rule's forward pass over one batch whose backward has not run yet.
+
+    ``prediction`` [B, classes] is detached and in the objective's space (what ``aux_loss`` receives, and
+    so what a cohort peer is given); ``finish(aux_loss)`` adds the optional auxiliary term, runs the
+    backward, fills ``.grad`` and returns (loss, logits), both detached.
+    """
+
+    prediction: torch.Tensor
+    finish: Callable[[AuxLoss | None], tuple[torch.Tensor, torch.Tensor]]
 
 
 def task_loss(logits: torch.Tensor, targets: torch.Tensor, name: str = "ce") -> torch.Tensor:
@@ -43,7 +56,7 @@ def check_batch(model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> 
                          f"got {int(targets.min())}..{int(targets.max())}")
 
 
-class LearningRule(ABC):
+class LearningRule:
     """Strategy that computes parameter gradients for one batch."""
 
     name: str = ""
@@ -51,7 +64,6 @@ class LearningRule(ABC):
     def __init__(self, loss: str = "ce") -> None:
         self.loss = check_choice(loss, "loss", LOSSES)
 
-    @abstractmethod
     def loss_backward(
         self,
         model: Network,
@@ -59,7 +71,21 @@ class LearningRule(ABC):
         targets: torch.Tensor,
         aux_loss: AuxLoss | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fill ``.grad`` for one batch; return (loss, logits [B, classes]), both detached."""
+        """Fill ``.grad`` for one batch; return (loss, logits [B, classes]), both detached.
+
+        A rule implements this, or :meth:`forward_pass` (then this is its forward followed by its finish).
+        """
+        pending = self.forward_pass(model, inputs, targets)
+        if pending is None:
+            raise NotImplementedError(f"{type(self).__name__} implements neither loss_backward nor forward_pass")
+        return pending.finish(aux_loss)
+
+    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> PendingBackward | None:
+        """:meth:`loss_backward` split in two: the forward pass now, the backward when the result's ``finish``
+        is called. A cohort uses it to hand each member's training prediction to its peers before any
+        member's backward, instead of running an extra prediction pass. ``None`` (the default) where the
+        rule cannot split, e.g. when it steps through time with a backward at every step."""
+        return None
 
     @torch.no_grad()
     def predict(self, model: Network, inputs: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..network import Network
-from .base import AuxLoss, LearningRule, check_batch
+from .base import AuxLoss, LearningRule, PendingBackward, check_batch
 from .registry import register_rule
 
 
@@ -17,15 +17,13 @@ from .registry import register_rule
 class BPTT(LearningRule):
     """Full backpropagation through time; memory grows linearly with T."""
 
-    def loss_backward(
-        self,
-        model: Network,
-        inputs: torch.Tensor,
-        targets: torch.Tensor,
-        aux_loss: AuxLoss | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> PendingBackward:
         check_batch(model, inputs, targets)
         logits = model.classify(inputs)
-        loss = self.objective(logits, targets, aux_loss)
-        loss.backward()
-        return loss.detach(), logits.detach()
+
+        def finish(aux_loss: AuxLoss | None) -> tuple[torch.Tensor, torch.Tensor]:
+            loss = self.objective(logits, targets, aux_loss)
+            loss.backward()
+            return loss.detach(), logits.detach()
+
+        return PendingBackward(logits.detach(), finish)

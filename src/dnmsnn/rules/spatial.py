@@ -33,7 +33,7 @@ from .._checks import check_choice
 from ..errors import InputError
 from ..functional import no_temporal_grad
 from ..network import Network, read_out
-from .base import AuxLoss, LearningRule, check_batch, task_loss
+from .base import AuxLoss, LearningRule, PendingBackward, check_batch, task_loss
 from .registry import register_rule
 
 STEP_SCALES = ("none", "1/k")
@@ -100,15 +100,27 @@ class Spatial(LearningRule):
         targets: torch.Tensor,
         aux_loss: AuxLoss | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        check_batch(model, inputs, targets)
         if self.online:
+            check_batch(model, inputs, targets)
             return self._online(model, inputs, targets, aux_loss)
+        return super().loss_backward(model, inputs, targets, aux_loss)
+
+    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> PendingBackward | None:
+        """Offline only: the online rule calls backward (and may step the optimizer) at every step."""
+        if self.online:
+            return None
+        check_batch(model, inputs, targets)
         with no_temporal_grad():
             trace = model(inputs)
         outs = running_readout(trace, model.readout)
-        total = sum(self.step_loss(outs[k], targets, k + 1, aux_loss) for k in range(outs.shape[0]))
-        total.backward()
-        return total.detach(), read_out(trace.detach(), model.readout)
+        logits = read_out(trace.detach(), model.readout)
+
+        def finish(aux_loss: AuxLoss | None) -> tuple[torch.Tensor, torch.Tensor]:
+            total = sum(self.step_loss(outs[k], targets, k + 1, aux_loss) for k in range(outs.shape[0]))
+            total.backward()
+            return total.detach(), logits
+
+        return PendingBackward(logits, finish)
 
     def _online(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor,
                 aux_loss: AuxLoss | None) -> tuple[torch.Tensor, torch.Tensor]:

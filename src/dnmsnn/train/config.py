@@ -179,7 +179,9 @@ class CohortConfig:
     ``size`` networks of the configured model train together (1: ordinary single-network training);
     member k's loss is its task loss plus ``weight`` (lambda) times the ``exchange`` loss against the
     other members' predictions of the same batch, with lambda = 0 for the first ``warmup_epochs``.
-    ``temperature`` softens the outputs of the ``kl`` exchange.
+    ``temperature`` softens the outputs of the ``kl`` exchange. ``separate_predictions`` takes the
+    predictions from an extra no-grad pass per member (one member's graph alive at a time) instead of
+    from the members' training forwards (all K graphs alive together; no extra pass).
     """
 
     size: int = 1
@@ -187,6 +189,7 @@ class CohortConfig:
     weight: float = 1.0
     temperature: float = 1.0
     warmup_epochs: int = 0
+    separate_predictions: bool = False
 
     def validate(self) -> None:
         _require(self.size >= 1, "cohort.size", f"must be >= 1 (1: a single network), got {self.size}")

@@ -464,13 +464,15 @@ class CohortParallel(_Distributed):
                 stack.enter_context(self.sync.routing(n / labels.shape[0]))
             else:
                 x, y, n = inputs, labels, labels.shape[0]
-            predictions = []
-            if weight > 0:
-                own = cohort.peer_prediction(k, x)
+            if weight > 0:  # the member's training forward gives its prediction (Cohort.loss_backward)
+                pending = None if cohort.separate_predictions else cohort.member_forward(k, x, y)
+                own = pending.prediction if pending is not None else cohort.peer_prediction(k, x)
                 predictions = [torch.empty_like(own) for _ in range(self.K)]
                 dist.all_gather(predictions, own, group=self.shard_group)
-            aux = cohort.aux_loss(k, predictions, weight) if predictions else None
-            loss, z = cohort.member_loss_backward(k, x, y, aux)
+                aux = cohort.aux_loss(k, predictions, weight)
+                loss, z = pending.finish(aux) if pending is not None else cohort.member_loss_backward(k, x, y, aux)
+            else:
+                loss, z = cohort.member_loss_backward(k, x, y)
         return {k: (float(loss), float(loss) * n if n else 0.0, int((z.argmax(-1) == y).sum()) if n else 0)}
 
     def reduce_epoch(self, loss_sum: list[float], correct: list[int]) -> tuple[list[float], list[int]]:

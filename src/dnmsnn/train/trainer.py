@@ -172,7 +172,8 @@ class Trainer:
                         for k in range(cfg.cohort.size)]
         self.cohort = Cohort([m.model for m in self.members], [m.rule for m in self.members],
                              exchange=cfg.cohort.exchange, weight=cfg.cohort.weight,
-                             temperature=cfg.cohort.temperature, seeds=[m.seed for m in self.members])
+                             temperature=cfg.cohort.temperature, seeds=[m.seed for m in self.members],
+                             separate_predictions=cfg.cohort.separate_predictions)
         self.encoder: Encoder = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=t.seed)
         if cfg.model.firing_rate and not resume:  # a resumed run loads its calibrated weights
             self._calibrate()
