@@ -7,6 +7,8 @@ of the 16-float vector and wider than one 256-float pass, K not a multiple of 4,
 """
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,15 @@ import torch
 import dnmsnn
 from dnmsnn.functional import cpp, reference_path, spike_matmul, spike_matmul_enabled
 from dnmsnn.functional.spike_matmul import count_ones
+
+sm = importlib.import_module("dnmsnn.functional.spike_matmul")  # the module: the package exports a function so named
+
+
+@pytest.fixture(autouse=True)
+def kernels_on():
+    """The kernels under test run wherever they apply, whatever this machine's speed verdict (machine_choice)."""
+    with spike_matmul(True):
+        yield
 
 pytestmark = pytest.mark.skipif(cpp.load() is None, reason=f"C++ kernel unavailable: {cpp.status()}")
 
@@ -206,3 +217,56 @@ def test_double_backward_is_refused_clearly_and_works_when_turned_off():
         (g,) = torch.autograd.grad(lin(x).pow(2).sum(), x, create_graph=True)
         g.sum().backward()
     assert lin.weight.grad is not None
+
+
+# ----------------------------------------------------------------- the machine's verdict ("auto")
+def test_auto_follows_the_machines_verdict(monkeypatch):
+    """In "auto" mode a Linear on spikes takes the kernels exactly where the stored verdict says they are faster."""
+    if cpp.load() is None:
+        pytest.skip("no C++ kernels")
+    x = (torch.rand(4, 16, 32) < 0.3).float()
+    layer = dnmsnn.Linear(32, 24)
+    for spike in (True, False):
+        monkeypatch.setitem(sm._verdict, "choice", {"linear": {"spike": spike, "spike_ms": 1.0, "dense_ms": 2.0},
+                                                    "conv": {"spike": False, "spike_ms": 2.0, "dense_ms": 1.0}})
+        with spike_matmul(None):
+            y = layer(x)
+            assert ("SpikeInputLinear" in type(y.grad_fn).__name__) == spike
+            assert spike_matmul_enabled()
+            assert ("spike kernels" if spike else "dense") in sm.explain_choice().split(";")[0]
+    with spike_matmul(False):
+        assert "off" in sm.explain_choice()
+
+
+def test_the_first_stored_verdict_wins_and_is_read_back(tmp_path):
+    """Two processes measuring at once store one verdict: the second finds the first's file and uses it."""
+    path = tmp_path / "build" / sm.VERDICT_FILE
+    first = {k: {"spike": True, "spike_ms": 1.0, "dense_ms": 2.0} for k in sm.KINDS}
+    second = {k: {"spike": False, "spike_ms": 3.0, "dense_ms": 2.0} for k in sm.KINDS}
+    assert sm._store_verdict(path, first) == first
+    assert sm._store_verdict(path, second) == first
+    assert sm._read_verdict(path) == first and not list(path.parent.glob(".*tmp"))
+    path.write_text("{not json")
+    assert sm._read_verdict(path) == {}   # a corrupt file is measured again, not trusted
+    path.write_text('{"linear": {"spike": "yes"}}')
+    assert sm._read_verdict(path) == {}
+
+
+@pytest.mark.parametrize("value, expected", [("on", True), ("1", True), ("off", False), ("0", False), ("auto", None),
+                                             ("", None)])
+def test_environment_setting(monkeypatch, value, expected):
+    monkeypatch.delenv("DNMSNN_NO_SPIKE_MATMUL", raising=False)
+    monkeypatch.setenv("DNMSNN_SPIKE_MATMUL", value)
+    assert sm._from_environment() is expected
+    monkeypatch.setenv("DNMSNN_NO_SPIKE_MATMUL", "1")
+    assert sm._from_environment() is False
+
+
+def test_the_measured_verdict_is_well_formed():
+    if cpp.load() is None:
+        pytest.skip("no C++ kernels")
+    choice = sm.machine_choice()
+    assert set(choice) == set(sm.KINDS)
+    for v in choice.values():
+        assert v["spike_ms"] > 0 and v["dense_ms"] > 0 and v["spike"] == (v["spike_ms"] < v["dense_ms"])
+    assert sm.machine_choice() is choice  # measured or read once per process

@@ -368,8 +368,11 @@ def cmd_kernels(_: argparse.Namespace) -> int:
     if mod is None:
         print(f"dnmsnn kernels: not used ({cpp.status()}); dnmsnn runs its PyTorch paths instead (same results, "
               "slower)")
-    elif built_before:
-        print(f"dnmsnn kernels: ready (cached in {cpp.cache_dir()})")
+    else:  # a build said so itself; the verdict is measured once per machine (about a second), then cached
+        from .functional.spike_matmul import explain_choice
+
+        print(f"dnmsnn kernels: {'ready' if built_before else 'built'} (cached in {cpp.cache_dir()}); on 0/1 "
+              f"inputs: {explain_choice()}")
     return 0
 
 

@@ -15,10 +15,10 @@ So here
   bitwise); its backward writes ``dL/dy / k^2`` into each window in one broadcast copy (ATen's backward
   zero-fills and scatters, ~3x slower).
 
-A stride-1 convolution whose input holds only 0 and 1 (spikes, a rate-coded image) runs forward as
-table lookups instead (:func:`~dnmsnn.functional.spike_matmul.spike_conv_ones`; 2.6x faster than oneDNN
-on LeNet's first layer, written straight into the channels-last output; ``spike_matmul(False)`` turns it
-off); its backward is the same oneDNN one.
+A stride-1 convolution whose input holds only 0 and 1 (spikes, a rate-coded image) can run forward as
+table lookups instead (:func:`~dnmsnn.functional.spike_matmul.spike_conv_ones`, written straight into the
+channels-last output), where this machine measured that faster than oneDNN (it depends on the CPU: see
+:mod:`~dnmsnn.functional.spike_matmul`); its backward is the same oneDNN one.
 
 Convolution values equal ``F.conv2d``'s to float rounding (oneDNN may pick another algorithm per
 layout and batch size; the weight gradient is summed chunk by chunk). Used by

@@ -62,9 +62,12 @@ def fused_backend(name: str) -> contextlib.AbstractContextManager[None]:
 
 
 def fast_path_info() -> dict[str, str]:
-    """Which fused backend "auto" picks on the CPU here, and why the C++ kernel is not used if it is not."""
+    """Which fused backend "auto" picks on the CPU here, why the C++ kernel is not used if it is not, and which
+    product runs on 0/1 inputs (the spike kernels' verdict for this machine)."""
+    from .spike_matmul import explain_choice
+
     why = cpp.status()
-    return {"fused_backend": "cpp" if why == "ok" else "python", "cpp_kernel": why}
+    return {"fused_backend": "cpp" if why == "ok" else "python", "cpp_kernel": why, "spike_kernels": explain_choice()}
 
 
 def charge_slopes(p: NeuronParameters) -> tuple[float, float]:

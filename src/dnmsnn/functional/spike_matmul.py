@@ -20,18 +20,33 @@ A stride-1 convolution of a 0/1 input (:func:`spike_conv_ones`, used by the stac
 (``Ci * Kh`` vector additions per output pixel instead of ``Ci * Kh * Kw`` multiply-adds); its weight
 gradient stays oneDNN's.
 
-Used automatically on CPU float32 by :class:`~dnmsnn.layers.Linear` and the multi-step
-:class:`~dnmsnn.layers.Conv2d` when their input holds only 0 and 1 (checked by one vectorised pass that
-stops at the first other value), and by the fused LIF -> Linear node, unless
-:func:`~dnmsnn.functional.reference_path` is active, :func:`spike_matmul` turns it off, or
-``DNMSNN_NO_SPIKE_MATMUL=1`` is set. Without the C++ kernels (no compiler) the dense product is used.
-Higher-order gradients (``create_graph=True`` through such a layer) need ``spike_matmul(False)``.
+Whether these kernels beat the dense products depends on the CPU more than on the layer: on the AMD EPYC
+of earlier measurements the spike convolution ran LeNet's first layer 2.6x faster than oneDNN; on an Intel
+Xeon with AVX-512 every product we tried ran 2-25x *slower* than oneDNN / MKL (reports/performance.md).
+So by default ("auto") each kind -- ``linear`` (forward and weight gradient of a Linear on spikes) and
+``conv`` -- is used only where this machine measured it faster: :func:`machine_choice` times both on fixed
+representative shapes once per machine and kernel build and stores the verdict next to the compiled
+kernels (``spike_kernels.json``), so every later process on the machine makes the same choice (the two
+differ by float rounding, so runs stay bitwise reproducible). ``dnmsnn kernels`` prints the verdict.
+
+Used on CPU float32 by :class:`~dnmsnn.layers.Linear` and the multi-step :class:`~dnmsnn.layers.Conv2d` when
+their input holds only 0 and 1 (checked by one vectorised pass that stops at the first other value), and by
+the fused LIF -> Linear node, unless :func:`~dnmsnn.functional.reference_path` is active or the machine's
+verdict is "dense". :func:`spike_matmul` (``True``: wherever they apply, ``False``: never, ``None``: the
+machine's verdict) and ``DNMSNN_SPIKE_MATMUL=on|off|auto`` (``DNMSNN_NO_SPIKE_MATMUL=1``: off) override it.
+Without the C++ kernels (no compiler) the dense product is used. Higher-order gradients
+(``create_graph=True`` through such a layer) need ``spike_matmul(False)``.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import os
+import statistics
+import threading
+import time
+from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -39,37 +54,167 @@ from torch.autograd.function import once_differentiable
 from .._context import setting
 from . import cpp
 
-_ENABLED = contextvars.ContextVar("dnmsnn_spike_matmul", default=not os.environ.get("DNMSNN_NO_SPIKE_MATMUL"))
+KINDS = ("linear", "conv")
+VERDICT_FILE = "spike_kernels.json"
+
+
+def _from_environment() -> bool | None:
+    if os.environ.get("DNMSNN_NO_SPIKE_MATMUL"):
+        return False
+    return {"on": True, "1": True, "off": False, "0": False}.get(
+        os.environ.get("DNMSNN_SPIKE_MATMUL", "auto").strip().lower())
+
+
+_FROM_ENVIRONMENT = _from_environment()  # read once, at import: True (on), False (off) or None (auto)
+_ENABLED: contextvars.ContextVar[bool | None] = contextvars.ContextVar("dnmsnn_spike_matmul",
+                                                                       default=_FROM_ENVIRONMENT)
+_verdict: dict[str, Any] = {}
+_verdict_lock = threading.Lock()
 MIN_OUT_FEATURES = 16  # narrower outputs (a 10-class readout): the dense weight gradient is faster
 MAX_CONV_KW = 10        # spike convolution: kernel width (2^Kw window patterns per table row)
 MAX_CONV_ROWS = 1024    # spike convolution: in_channels x kernel height (table rows summed per output pixel)
 MAX_CONV_TABLE_BYTES = 8 << 20  # spike convolution: its pattern table (beyond: oneDNN, the table would not stay cached)
 
 
-def spike_matmul(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
-    """Within the block, 0/1 inputs of Linear layers use (``True``) or do not use the spike kernels."""
-    return setting(_ENABLED, bool(enabled))
+def spike_matmul(enabled: bool | None = True) -> contextlib.AbstractContextManager[None]:
+    """Within the block, 0/1 inputs of Linear / Conv2d layers use the spike kernels wherever they apply
+    (``True``), never (``False``), or where this machine measured them faster (``None``, the default)."""
+    return setting(_ENABLED, None if enabled is None else bool(enabled))
 
 
 def spike_matmul_enabled() -> bool:
-    """Whether Linear layers may use the spike kernels here (also needs the C++ extension)."""
-    return _ENABLED.get()
+    """Whether the spike kernels may be used here at all (not switched off; "auto" counts as on)."""
+    return _ENABLED.get() is not False
 
 
-def _kernels(*tensors: torch.Tensor):
-    """The extension module when the spike kernels apply to these tensors (CPU float32 / uint8), else None."""
-    if not _ENABLED.get():
+def _kernels(kind: str, *tensors: torch.Tensor):
+    """The extension module when the spike kernels of ``kind`` apply to these tensors (CPU float32 / uint8)
+    and are switched on or chosen for this machine, else None."""
+    setting_now = _ENABLED.get()
+    if setting_now is False:
         return None
     for t in tensors:
         if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.uint8):
             return None
-    return cpp.load()
+    mod = cpp.load()
+    if mod is None or (setting_now is None and not machine_choice().get(kind, {}).get("spike", False)):
+        return None
+    return mod
+
+
+def _median_time(fn, repeats: int = 3) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _measure(mod) -> dict[str, dict[str, Any]]:
+    """Spike kernel against the dense product on fixed shapes, one thread, seeded 0/1 inputs (15 % and 50 %
+    ones: a hidden layer and a rate-coded input). linear: 1280 rows, 784 -> 300, forward + weight gradient;
+    conv: 640 images, 1 -> 20 channels 5x5 on 28x28 (LeNet's first layer) and 8 -> 16 channels 3x3 padded on
+    28x28 (a spiking ResNet's), forward. ``spike`` is True where the kernels' total time is the smaller."""
+    gen = torch.Generator().manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        spike_s = dense_s = 0.0
+        weight = torch.randn(300, 784, generator=gen)
+        grad = torch.randn(1280, 300, generator=gen)
+        out = torch.empty(1280, 300)
+        for density in (0.15, 0.5):
+            s = (torch.rand(1280, 784, generator=gen) < density).float()
+            ones = int(mod.spike_count(s))
+            spike_s += _median_time(lambda s=s, ones=ones: (mod.spike_linear(s, ones, weight, None, out),
+                                                            mod.spike_weight_grad(grad, s, ones)))
+            dense_s += _median_time(lambda s=s: (torch.mm(s, weight.t(), out=out), grad.t().mm(s)))
+        linear = {"spike_ms": 1e3 * spike_s, "dense_ms": 1e3 * dense_s}
+        spike_s = dense_s = 0.0
+        for ci, co, k, pad, density in ((1, 20, 5, 0, 0.5), (8, 16, 3, 1, 0.15)):
+            x = (torch.rand(640, ci, 28, 28, generator=gen) < density).float().contiguous(
+                memory_format=torch.channels_last)
+            w = torch.randn(co, ci, k, k, generator=gen)
+            w_last = w.contiguous(memory_format=torch.channels_last)
+            o = torch.empty(640, 28 + 2 * pad - k + 1, 28 + 2 * pad - k + 1, co)
+            spike_s += _median_time(lambda x=x, w=w, pad=pad, o=o: mod.spike_conv2d(x, w, None, pad, pad, o))
+            dense_s += _median_time(lambda x=x, w_last=w_last, pad=pad: torch.nn.functional.conv2d(
+                x, w_last, None, 1, pad))
+        conv = {"spike_ms": 1e3 * spike_s, "dense_ms": 1e3 * dense_s}
+    finally:
+        torch.set_num_threads(threads)
+    return {name: {**t, "spike": t["spike_ms"] < t["dense_ms"]} for name, t in (("linear", linear), ("conv", conv))}
+
+
+def machine_choice() -> dict[str, dict[str, Any]]:
+    """This machine's verdict per kind (``{"linear": {"spike": bool, "spike_ms": .., "dense_ms": ..}, "conv":
+    ...}``; empty without the C++ kernels): read from ``spike_kernels.json`` next to the compiled kernels, or
+    measured once (:func:`_measure`, about a second) and stored there. The first process to store it wins
+    (an exclusive hard link); a process that lost the race uses the stored verdict too."""
+    if "choice" in _verdict:
+        return _verdict["choice"]
+    with _verdict_lock:
+        if "choice" in _verdict:
+            return _verdict["choice"]
+        mod = cpp.load()
+        choice: dict[str, dict[str, Any]] = {}
+        if mod is not None:
+            path = cpp.cache_dir() / cpp.module_name() / VERDICT_FILE
+            choice = _read_verdict(path)
+            if not choice:
+                choice = _measure(mod)
+                choice = _store_verdict(path, choice)
+        _verdict["choice"] = choice
+        return choice
+
+
+def _read_verdict(path) -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    ok = isinstance(data, dict) and all(isinstance(data.get(k), dict) and isinstance(data[k].get("spike"), bool)
+                                        for k in KINDS)
+    return data if ok else {}
+
+
+def _store_verdict(path, choice: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Store ``choice`` unless another process stored one first; return the verdict stored (or ours, if the
+    folder is not writable: then this process alone uses it)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(choice, indent=1) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError:
+        return choice
+    return _read_verdict(path) or choice
+
+
+def explain_choice() -> str:
+    """One line per kind: which product runs on 0/1 inputs here, and the measurement behind it."""
+    setting_now = _ENABLED.get()
+    if setting_now is not None:
+        return f"spike kernels: {'on wherever they apply' if setting_now else 'off'} (set explicitly)"
+    choice = machine_choice()
+    if not choice:
+        return f"spike kernels: not available ({cpp.status()}); dense products"
+    return "; ".join(f"{k}: {'spike kernels' if v['spike'] else 'dense (oneDNN/MKL)'} ({v['spike_ms']:.1f} ms "
+                     f"against {v['dense_ms']:.1f} ms dense, measured once on this machine)"
+                     for k, v in choice.items())
 
 
 def count_ones(s2: torch.Tensor, weight: torch.Tensor) -> int | None:
     """Number of ones in the 0/1 rows s2 [R, K], or None when the spike kernels do not apply (other values,
     another device or dtype, turned off, no C++ extension)."""
-    mod = _kernels(s2, weight)
+    mod = _kernels("linear", s2, weight)
     if mod is None or weight.dtype != torch.float32 or not s2.is_contiguous():
         return None
     ones = int(mod.spike_count(s2))
@@ -89,7 +234,7 @@ def spike_conv_ones(x: torch.Tensor, weight: torch.Tensor, stride: tuple, paddin
     table_bytes = ci * kh * (1 << kw) * (-(-co // 16) * 16) * 4  # 2^Kw patterns per row, channels padded to 16
     if kw > MAX_CONV_KW or ci * kh > MAX_CONV_ROWS or table_bytes > MAX_CONV_TABLE_BYTES:
         return None
-    mod = _kernels(x, weight)
+    mod = _kernels("conv", x, weight)
     if mod is None:
         return None
     flat = x if x.is_contiguous() else x.permute(0, 2, 3, 1)  # the count needs one contiguous pass, in any order
@@ -116,7 +261,8 @@ def spike_linear_rows(s2: torch.Tensor, ones: int, weight: torch.Tensor, bias: t
 def spike_weight_grad(g2: torch.Tensor, s2: torch.Tensor, ones: int | None) -> torch.Tensor | None:
     """``g2^T s2`` [M, K] for gradient rows g2 [R, M] and 0/1 rows s2, or None where the dense product is
     the better choice (few output features, no kernels, ``ones`` unknown)."""
-    if ones is None or g2.shape[1] < MIN_OUT_FEATURES or _kernels(g2, s2) is None or g2.dtype != torch.float32:
+    if (ones is None or g2.shape[1] < MIN_OUT_FEATURES or _kernels("linear", g2, s2) is None
+            or g2.dtype != torch.float32):
         return None
     return cpp.load().spike_weight_grad(g2.contiguous(), s2, ones)
 

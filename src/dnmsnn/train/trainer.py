@@ -474,11 +474,13 @@ class Trainer:
         return results
 
     def _warm_up_kernels(self) -> None:
-        """Load (on a first run: compile) the C++ kernels before any epoch is timed, so no training speed
-        includes the one-time build."""
+        """Load (on a first run: compile) the C++ kernels and this machine's spike-kernel verdict (on a first
+        run: measure it) before any epoch is timed, so no training speed includes either one-time cost."""
         from ..functional import cpp
+        from ..functional.spike_matmul import machine_choice
 
-        cpp.load()
+        if cpp.load() is not None:
+            machine_choice()
 
     def _score_epoch(self, row: dict[str, Any]) -> None:
         """Add validation and test metrics at test_T to an epoch row: member 0's under the single-network keys;
