@@ -27,9 +27,9 @@ import dnmsnn
 from dnmsnn import ConfigError
 from dnmsnn.cli import main
 from dnmsnn.data import load_dataset
-from dnmsnn.layers import BatchShard, batch_shard, shard_sum
 from dnmsnn.network import read_out
 from dnmsnn.rules.base import LearningRule
+from dnmsnn.sharding import BatchShard, batch_shard, shard_sum
 from dnmsnn.train import Trainer, load_checkpoint, load_run_config
 from dnmsnn.train.distributed import DataParallel, Local, shard_bounds
 

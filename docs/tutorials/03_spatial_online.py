@@ -56,7 +56,7 @@ def train(rule_name: str, epochs: int, lr: float, **rule_args) -> list[float]:
     encoder = dnmsnn.PoissonEncoder(T=8, seed=0)
     rule = dnmsnn.rules.create(rule_name, **rule_args)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    steps_itself = getattr(rule, "steps_optimizer", False)
+    steps_itself = rule.steps_optimizer
     if steps_itself:
         rule.bind_optimizer(optimizer)                     # update="step": the rule steps at every k
     order, accs = torch.Generator().manual_seed(0), []

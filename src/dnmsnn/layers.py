@@ -6,20 +6,17 @@ whole ``[T*B, ...]`` stack (one matmul / conv per layer, not one per step), in s
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
 
 from ._checks import check_sequence
-from ._context import setting
 from .errors import InputError
 from .functional.conv import stacked_avg_pool2d, stacked_conv2d, stacked_conv_applies
 from .functional.spike_matmul import linear as spike_linear
 from .module import SpikingModule, step_module, totals_module
+from .sharding import BATCH_SHARD
 
 
 class _TimeDistributed(SpikingModule):
@@ -151,46 +148,11 @@ class Flatten(SpikingModule):
         return x.flatten(1)
 
 
-class BatchShard(NamedTuple):
-    """This process runs rows ``start:stop`` of a global batch of ``total`` samples (distributed training).
-
-    ``all_sum`` sums a tensor over the processes that share the global batch; ``live`` is False for a
-    stand-in row run by a process whose part of the batch is empty (it then adds nothing to the sums).
-    """
-
-    start: int
-    stop: int
-    total: int
-    all_sum: Callable[[torch.Tensor], torch.Tensor]
-    live: bool = True
-
-
-_BATCH_SHARD: contextvars.ContextVar[BatchShard | None] = contextvars.ContextVar("dnmsnn_batch_shard", default=None)
-
-
-def batch_shard(shard: BatchShard) -> contextlib.AbstractContextManager[None]:
-    """Within the block this process's batch is one shard of a global batch (``dnmsnn.train.distributed``
-    sets it); whatever depends on the whole batch consults it, so the result does not depend on how many
-    processes share the batch: Dropout draws the global batch's masks and keeps its rows, and batch-wide
-    sums use :func:`shard_sum`."""
-    return setting(_BATCH_SHARD, shard)
-
-
-def shard_sum(t: torch.Tensor) -> torch.Tensor:
-    """A batch-wide sum: ``t`` (this process's partial sum) added over every process sharing the global batch.
-
-    Just ``t`` outside :func:`batch_shard`, i.e. in one process.
-    """
-    shard = _BATCH_SHARD.get()
-    if shard is None:
-        return t
-    return shard.all_sum(t if shard.live else torch.zeros_like(t))
-
-
 class Dropout(SpikingModule):
     """Dropout with one mask for all T steps (a neuron is dropped for the whole sequence).
 
-    Inside :func:`batch_shard` the mask is drawn for the global batch and sliced (same draws as one process).
+    Inside :func:`~dnmsnn.sharding.batch_shard` the mask is drawn for the global batch and sliced (the draws of
+    one process).
     """
 
     def __init__(self, p: float = 0.5) -> None:
@@ -201,7 +163,7 @@ class Dropout(SpikingModule):
         self.last_mask: torch.Tensor | None = None  # the mask of the last call (reused by the totals mode)
 
     def _mask(self, like: torch.Tensor) -> torch.Tensor:
-        shard = _BATCH_SHARD.get()
+        shard = BATCH_SHARD.get()
         if shard is not None and like.dim() >= 1 and like.shape[0] == shard.stop - shard.start:
             keep = like.new_empty((shard.total, *like.shape[1:])).bernoulli_(1.0 - self.p)[shard.start:shard.stop]
         else:

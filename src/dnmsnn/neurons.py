@@ -270,4 +270,3 @@ class Integrator(SpikingModule):
         return f"beta={self.beta}"
 
 
-NEURON_TYPES = (LIF, IF, Integrator)

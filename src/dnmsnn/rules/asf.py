@@ -41,9 +41,9 @@ import torch
 
 from .._checks import check_choice
 from ..errors import InputError
-from ..layers import shard_sum
 from ..network import Network
 from ..neurons import IF, LIF
+from ..sharding import shard_sum
 from ..totals import recording_totals, reset_totals
 from .base import AuxLoss, LearningRule, PendingBackward, check_batch
 from .registry import register_rule

@@ -63,6 +63,7 @@ class LearningRule:
 
     def __init__(self, loss: str = "ce") -> None:
         self.loss = check_choice(loss, "loss", LOSSES)
+        self.optimizer: torch.optim.Optimizer | None = None
 
     def loss_backward(
         self,
@@ -79,6 +80,15 @@ class LearningRule:
         if pending is None:
             raise NotImplementedError(f"{type(self).__name__} implements neither loss_backward nor forward_pass")
         return pending.finish(aux_loss)
+
+    @property
+    def steps_optimizer(self) -> bool:
+        """True when the rule applies the optimizer itself, within a batch (then the trainer does not step it)."""
+        return False
+
+    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Give the rule its network's optimizer (used only by rules that step it themselves)."""
+        self.optimizer = optimizer
 
     def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> PendingBackward | None:
         """:meth:`loss_backward` split in two: the forward pass now, the backward when the result's ``finish``

@@ -73,15 +73,11 @@ class Spatial(LearningRule):
         self.step_scale = check_choice(step_scale, "step_scale", STEP_SCALES)
         if self.update == "step" and not self.online:
             raise InputError("update='step' (an optimizer step at every time step) needs online=True")
-        self.optimizer: torch.optim.Optimizer | None = None
 
     @property
     def steps_optimizer(self) -> bool:
         """True when the rule applies the optimizer itself (online, update='step')."""
         return self.update == "step"
-
-    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        self.optimizer = optimizer
 
     def step_loss(self, out_k: torch.Tensor, targets: torch.Tensor, k: int, aux_loss: AuxLoss | None) -> torch.Tensor:
         """L_k for the output at (1-based) step k, including the optional auxiliary term."""

@@ -29,7 +29,7 @@ Data parallel (``train.parallel: data``, the default)
 * Randomness does not depend on N. Every rank encodes the *whole* global batch with the shared encoder
   stream and keeps its rows, so the Poisson draws of every sample are those of one process whatever
   the number of ranks (the price: each rank encodes B samples, cheap next to the network). Dropout does
-  the same through :func:`dnmsnn.layers.batch_shard` (the global batch's masks are drawn, the rank's rows
+  the same through :func:`dnmsnn.sharding.batch_shard` (the global batch's masks are drawn, the rank's rows
   kept), on the member's own stream, identical on every rank.
 * Gradients. The losses are batch means, so the global-batch gradient is ``sum_r (n_r / B) grad_r``. Each
   member's network is wrapped in DistributedDataParallel with a communication hook
@@ -62,7 +62,7 @@ Data parallel (``train.parallel: data``, the default)
 Guarantee: N-process training ends with the one-process weights up to floating-point rounding (the same
 sums in another order; a rounding difference can flip a spike, so long runs drift apart slowly, as runs
 on different thread counts do). Batch-wide quantities are taken over the global batch: asf's ``slope:
-batch`` sums FO and FI over all ranks (:func:`dnmsnn.layers.shard_sum`). Not equal, named by
+batch`` sums FO and FI over all ranks (:func:`dnmsnn.sharding.shard_sum`). Not equal, named by
 :func:`caveats` at start-up: BatchNorm (statistics of the rank's shard; there is no synchronised
 BatchNorm here).
 
@@ -92,7 +92,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..errors import ConfigError, DnmsnnError
-from ..layers import BatchShard, batch_shard
+from ..sharding import BatchShard, batch_shard
 
 ENV_BACKEND = "DNMSNN_DIST_BACKEND"
 ENV_TIMEOUT = "DNMSNN_DIST_TIMEOUT_S"

@@ -195,8 +195,7 @@ class Trainer:
         rule = rules.create(cfg.rule.name, loss=cfg.rule.loss, **cfg.rule.args)
         optimizer = build_optimizer(model.parameters(), cfg.optim)
         scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.epochs)
-        if hasattr(rule, "bind_optimizer"):
-            rule.bind_optimizer(optimizer)
+        rule.bind_optimizer(optimizer)
         return Member(seed, model, rule, optimizer, scheduler)
 
     def _calibrate(self) -> None:
@@ -383,7 +382,7 @@ class Trainer:
                     raise TrainingError(f"the loss{who} became {loss} at epoch {epoch + 1}, batch {b + 1}; the "
                                         f"last good checkpoint is kept in {self.out / CHECKPOINT}. Lower optim.lr or "
                                         "check the input")
-                if not getattr(m.rule, "steps_optimizer", False):  # online per-step rules step it themselves
+                if not m.rule.steps_optimizer:  # online per-step rules step it themselves
                     if cfg.optim.grad_clip:
                         torch.nn.utils.clip_grad_norm_(m.model.parameters(), cfg.optim.grad_clip)
                     m.optimizer.step()
