@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The DNM-on-ResNet11 study (issue 19): single / DNM pair / lambda = 0 pair, seeds 0-2, MNIST then Fashion-MNIST.
+# Every run has a fixed folder under runs/dnm_resnet/; run this script again (next session) and it resumes
+# what was cut off and skips what is finished. One training at a time per call (train.threads=1); start two
+# calls to use two cores: they never take the same run (each run folder is locked while it trains).
+#   nohup setsid scripts/dnm_resnet_study.sh > runs/dnm_resnet/worker1.log 2>&1 &
+set -u
+cd "$(dirname "$0")/.."
+D=.venv/bin/dnmsnn
+mkdir -p runs/dnm_resnet
+for data in mnist fashion_mnist; do
+  for seed in 0 1 2; do
+    for group in single dnm lambda0; do
+      out=runs/dnm_resnet/${data}_${group}_s$seed
+      [ -f "$out/results.json" ] && continue
+      case $group in single) g=(--set cohort.size=1);; dnm) g=();; lambda0) g=(--set cohort.weight=0);; esac
+      echo "$(date +%T) $out"
+      if [ -f "$out/config.yaml" ]; then
+        $D train --out "$out" --resume --data-dir ../shared/data || continue   # held by the other worker: next
+      else
+        $D train --config configs/dnm_resnet11_mnist.yaml --data-dir ../shared/data --seed "$seed" --out "$out" \
+          --set data.name=$data --set train.threads=1 --set train.progress=false "${g[@]}" || continue
+      fi
+    done
+  done
+done
