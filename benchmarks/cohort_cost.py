@@ -17,14 +17,13 @@ measured here (the cohort keeps both members' graphs alive together: see fast_pa
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
+from _results import write_results  # benchmarks/ is on sys.path when a script here runs
 
 import dnmsnn
 
@@ -87,12 +86,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['n']} |" for r in rows]
     lines += ["", f"torch {torch.__version__}, dnmsnn {dnmsnn.__version__}; interleaved round-robin, "
               f"{args.rounds} rounds x {args.chunk} steps."]
-    print("\n".join(lines))
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, rows, lines)
     return 0
 
 

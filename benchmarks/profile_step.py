@@ -12,12 +12,11 @@ whatever the profiler does not see). Shares are robust to a busy host; absolute 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import torch
+from _results import write_results  # benchmarks/ is on sys.path when a script here runs
 from torch.profiler import ProfilerActivity, profile
 
 import dnmsnn
@@ -116,12 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# Profile of one BPTT training step (torch {torch.__version__}, dnmsnn {dnmsnn.__version__})", ""]
     for r in rows:
         lines += table(r)
-    print("\n".join(lines))
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, rows, lines)
     return 0
 
 

@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _results import write_results  # benchmarks/ is on sys.path when a script here runs
+
 CHILD = r"""
 import json, sys, time, torch, dnmsnn
 model, T, batch, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -99,12 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{m['cohort2'] / m['single']:.2f} |")
     lines += ["", f"Speed-up of one network: **{med['baseline']['single'] / med['this']['single']:.2f}x**; of a cohort "
               f"of 2: **{med['baseline']['cohort2'] / med['this']['cohort2']:.2f}x**."]
-    print("\n".join(lines))
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, rows, lines)
     return 0
 
 
