@@ -5,7 +5,7 @@ Multi-step tensors are laid out ``[T, batch, ...]``. The neurons (:class:`LIF`, 
 architectures in :mod:`dnmsnn.models`; :class:`Cohort` and :class:`Mix` are Cao et al.'s mutually
 learning networks and mix module.
 """
-from . import functional, models, rules, weights
+from . import functional, models, rules, settings, weights
 from .cohort import Cohort, Mix
 from .encoders import DirectEncoder, Encoder, PoissonEncoder, SignedPoissonEncoder, create_encoder
 from .errors import CheckpointError, ConfigError, DataError, DnmsnnError, InputError
@@ -25,6 +25,7 @@ from .layers import (
 from .module import SpikingModule
 from .network import Network
 from .neurons import IF, LIF, Integrator
+from .settings import use_backend
 
 __version__ = "0.1.0"
 
@@ -32,5 +33,6 @@ __all__ = [
     "IF", "LIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CheckpointError", "Cohort", "ConfigError", "Conv2d",
     "DataError", "DirectEncoder", "DnmsnnError", "Dropout", "Encoder", "Flatten", "InputError", "Integrator",
     "Linear", "MaxPool2d", "Mix", "Network", "PoissonEncoder", "Residual", "Sequential", "SignedPoissonEncoder",
-    "SpikingModule", "create_encoder", "functional", "get_surrogate", "models", "rules", "weights", "__version__",
+    "SpikingModule", "create_encoder", "functional", "get_surrogate", "models", "rules", "settings", "use_backend",
+    "weights", "__version__",
 ]

@@ -14,28 +14,24 @@ buffers are dropped oldest first to make room; beyond that requests are served u
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import os
 import threading
 from math import prod
 
 import torch
 
-from .._context import setting
+from .. import settings
 
 _use_count = getattr(torch._C, "_storage_Use_Count", None)
-_ON = contextvars.ContextVar("dnmsnn_buffer_pool", default=True)
-
-
-def buffer_pool(enabled: bool) -> contextlib.AbstractContextManager[None]:
-    """Within the block the fused nodes allocate fresh buffers (False) or reuse pooled ones (True, default)."""
-    return setting(_ON, bool(enabled))
+def buffer_pool(enabled: bool) -> contextlib.AbstractContextManager[object]:
+    """Within the block the fused nodes allocate fresh buffers (False) or reuse pooled ones (True, default):
+    the setting ``buffer_pool`` of :mod:`dnmsnn.settings`."""
+    return settings.use(buffer_pool=bool(enabled))
 
 
 class BufferPool:
     def __init__(self, min_bytes: int = 1 << 20, max_bytes: int = 2 << 30) -> None:
         self.min_bytes, self.max_bytes = min_bytes, max_bytes
-        self.enabled = _use_count is not None and not os.environ.get("DNMSNN_NO_BUFFER_POOL")
+        self.enabled = _use_count is not None  # and the setting buffer_pool, checked at each request
         self._storages: list[torch.UntypedStorage] = []  # least recently handed out first
         self._bytes = 0
         self._lock = threading.Lock()
@@ -49,7 +45,7 @@ class BufferPool:
         """An uninitialised contiguous tensor, on reused memory when possible."""
         device = torch.device(device)
         nbytes = prod(shape) * torch.empty((), dtype=dtype).element_size()
-        if not (self.enabled and _ON.get()) or device.type != "cpu" or nbytes < self.min_bytes:
+        if not (self.enabled and settings.current().buffer_pool) or device.type != "cpu" or nbytes < self.min_bytes:
             return torch.empty(shape, dtype=dtype, device=device)
         with self._lock:
             for i, st in enumerate(self._storages):

@@ -30,31 +30,29 @@ Higher-order gradients (``create_graph=True`` through these layers) need ``stack
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import os
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .._context import setting
+from .. import settings
 from .buffers import POOL
-from .neuron import fused_enabled
 from .spike_matmul import spike_conv2d_into, spike_conv_ones
 
-_ENABLED = contextvars.ContextVar("dnmsnn_stacked_conv", default=not os.environ.get("DNMSNN_NO_STACKED_CONV"))
 CHUNK_OUTPUT_BYTES = 2 << 20  # images per chunk: as many as give ~2 MB of output (at least one)
 
 
-def stacked_conv(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
-    """Within the block, multi-step Conv2d / AvgPool2d use (``True``) or do not use the chunked channels-last path."""
-    return setting(_ENABLED, bool(enabled))
+def stacked_conv(enabled: bool = True) -> contextlib.AbstractContextManager[object]:
+    """Within the block, multi-step Conv2d / AvgPool2d use (``True``) or do not use the chunked channels-last path
+    (the setting ``stacked_conv`` of :mod:`dnmsnn.settings`)."""
+    return settings.use(stacked_conv=bool(enabled))
 
 
 def stacked_conv_applies(x: torch.Tensor) -> bool:
     """Whether the chunked channels-last path runs for this ``[N, C, H, W]`` input: CPU float32/64, switched on,
     not inside :func:`~dnmsnn.functional.reference_path`, no autocast."""
-    return (_ENABLED.get() and fused_enabled() and x.device.type == "cpu" and x.dim() == 4
+    s = settings.current()
+    return (s.stacked_conv and s.fused and x.device.type == "cpu" and x.dim() == 4
             and x.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu"))
 
 

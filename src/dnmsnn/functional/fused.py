@@ -32,13 +32,12 @@ gradients (inference, ``torch.no_grad``) no node is built and H is only kept whe
 from __future__ import annotations
 
 import contextlib
-import contextvars
 
 import torch
 from torch.autograd.function import once_differentiable
 
+from .. import settings
 from .._checks import check_choice
-from .._context import setting
 from ..errors import InputError
 from . import cpp
 from .buffers import POOL
@@ -47,18 +46,20 @@ from .spike_matmul import count_ones, spike_linear_rows, spike_weight_grad
 from .surrogate import ATan, Exp, FastSigmoid, Rect, Sigmoid, Triangle
 
 BACKENDS = ("auto", "cpp", "python")
-_BACKEND = contextvars.ContextVar("dnmsnn_fused_backend", default="auto")
+_SETTINGS_BACKEND = {"auto": "auto", "cpp": "cpu-kernels", "python": "torch"}  # fused_backend's names
 # codes of lif_kernel.cpp (enum Surr); a user-defined Surrogate subclass runs the PyTorch loop
 _SURROGATE_CODES = {Exp: 0, Sigmoid: 1, ATan: 2, Triangle: 3, Rect: 4, FastSigmoid: 5}
 _FORM_BETA, _FORM_BETA_RESET, _FORM_TAU, _FORM_IF = 0, 1, 2, 3
 
 
-def fused_backend(name: str) -> contextlib.AbstractContextManager[None]:
-    """Within the block, the fused neuron node uses backend ``name``: "auto", "cpp" or "python".
+def fused_backend(name: str) -> contextlib.AbstractContextManager[object]:
+    """Within the block, the fused neuron node uses backend ``name``: "auto", "cpp" or "python" -- the
+    settings' ``auto``, ``cpu-kernels`` and ``torch`` backends (:mod:`dnmsnn.settings`; ``python`` = ``torch``
+    also keeps every other piece of C++ code out).
 
     "cpp" raises InputError where the C++ kernel does not apply or is unavailable (instead of falling back).
     """
-    return setting(_BACKEND, check_choice(name, "fused backend", BACKENDS))
+    return settings.use(backend=_SETTINGS_BACKEND[check_choice(name, "fused backend", BACKENDS)])
 
 
 def fast_path_info() -> dict[str, str]:
@@ -81,8 +82,8 @@ def charge_slopes(p: NeuronParameters) -> tuple[float, float]:
 
 def _kernel(x: torch.Tensor, p: NeuronParameters):
     """The C++ module when the chosen backend is (or "auto" resolves to) the kernel, else None."""
-    backend = _BACKEND.get()
-    if backend == "python":
+    backend = settings.current().backend
+    if backend in ("torch", "reference"):
         return None
     why = None
     if x.device.type != "cpu":
@@ -96,7 +97,7 @@ def _kernel(x: torch.Tensor, p: NeuronParameters):
         if mod is not None:
             return mod
         why = f"is unavailable: {cpp.status()}"
-    if backend == "cpp":
+    if backend == "cpu-kernels":
         raise InputError(f"the C++ fused neuron kernel {why}; use fused_backend('auto') or 'python'")
     return None
 

@@ -28,19 +28,18 @@ from typing import NamedTuple
 
 import torch
 
+from .. import settings
 from .._context import setting
 from .surrogate import Surrogate, spike
 
 _TEMPORAL_GRAD = contextvars.ContextVar("dnmsnn_temporal_grad", default=True)
-_FUSED = contextvars.ContextVar("dnmsnn_fused", default=True)
 
 
-def reference_path() -> contextlib.AbstractContextManager[None]:
-    """Within the block, multi-step neurons run the step-by-step autograd reference instead of the fused node.
-
-    It also turns off :meth:`~dnmsnn.network.Network.classify`'s closed-form Integrator readout.
-    """
-    return setting(_FUSED, False)
+def reference_path() -> contextlib.AbstractContextManager[object]:
+    """Within the block, compute with the ``reference`` backend (:mod:`dnmsnn.settings`): multi-step neurons
+    run the step-by-step autograd loop instead of the fused node, the Integrator readout is its literal trace,
+    and every other fast path is off (stacked convolutions, spike kernels, fused layer pairs, C++ code)."""
+    return settings.use(backend="reference")
 
 
 def no_temporal_grad() -> contextlib.AbstractContextManager[None]:
@@ -54,7 +53,7 @@ def no_temporal_grad() -> contextlib.AbstractContextManager[None]:
 
 def fused_enabled() -> bool:
     """False inside :func:`reference_path` (multi-step neurons and readouts then run step by step)."""
-    return _FUSED.get()
+    return settings.current().fused
 
 
 def temporal_grad_enabled() -> bool:
@@ -128,7 +127,7 @@ def neuron_sequence(
     Uses the fused autograd node (:mod:`dnmsnn.functional.fused`, same values, learnable thresholds
     included) unless :func:`reference_path` is active.
     """
-    if _FUSED.get():
+    if settings.current().fused:
         from .fused import fused_neuron_sequence
 
         spikes, trace = fused_neuron_sequence(x, p, _TEMPORAL_GRAD.get(), record)
@@ -213,7 +212,7 @@ def neuron_pool_sequence(x: torch.Tensor, p: NeuronParameters, k: int,
     (found by the kernel as it reads x): :class:`~dnmsnn.InputError` naming ``who``."""
     from .fused import fused_neuron_pool, neuron_pool_fusable
 
-    if not (_FUSED.get() and neuron_pool_fusable(x, p, k)):
+    if not (settings.current().fused and neuron_pool_fusable(x, p, k)):
         return None
     return fused_neuron_pool(x, p, _TEMPORAL_GRAD.get(), k, who)
 
@@ -226,7 +225,7 @@ def neuron_linear_sequence(x: torch.Tensor, p: NeuronParameters, weight: torch.T
     (:class:`~dnmsnn.functional.fused.NeuronLinearSequence`: same values, less memory); otherwise the
     two steps as written.
     """
-    if _FUSED.get() and torch.is_grad_enabled():
+    if settings.current().fused and torch.is_grad_enabled():
         from .fused import fused_neuron_linear
 
         return fused_neuron_linear(x, p, _TEMPORAL_GRAD.get(), weight, bias)

@@ -33,14 +33,14 @@ Used on CPU float32 by :class:`~dnmsnn.layers.Linear` and the multi-step :class:
 their input holds only 0 and 1 (checked by one vectorised pass that stops at the first other value), and by
 the fused LIF -> Linear node, unless :func:`~dnmsnn.functional.reference_path` is active or the machine's
 verdict is "dense". :func:`spike_matmul` (``True``: wherever they apply, ``False``: never, ``None``: the
-machine's verdict) and ``DNMSNN_SPIKE_MATMUL=on|off|auto`` (``DNMSNN_NO_SPIKE_MATMUL=1``: off) override it.
+machine's verdict; the setting ``spike_kernels`` of :mod:`dnmsnn.settings`) and ``DNMSNN_SPIKE_MATMUL=on|off|auto``
+(``DNMSNN_NO_SPIKE_MATMUL=1``: off) override it.
 Without the C++ kernels (no compiler) the dense product is used. Higher-order gradients
 (``create_graph=True`` through such a layer) need ``spike_matmul(False)``.
 """
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import json
 import os
 import statistics
@@ -51,23 +51,13 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._context import setting
+from .. import settings
 from . import cpp
 
 KINDS = ("linear", "conv")
 VERDICT_FILE = "spike_kernels.json"
 
 
-def _from_environment() -> bool | None:
-    if os.environ.get("DNMSNN_NO_SPIKE_MATMUL"):
-        return False
-    return {"on": True, "1": True, "off": False, "0": False}.get(
-        os.environ.get("DNMSNN_SPIKE_MATMUL", "auto").strip().lower())
-
-
-_FROM_ENVIRONMENT = _from_environment()  # read once, at import: True (on), False (off) or None (auto)
-_ENABLED: contextvars.ContextVar[bool | None] = contextvars.ContextVar("dnmsnn_spike_matmul",
-                                                                       default=_FROM_ENVIRONMENT)
 _verdict: dict[str, Any] = {}
 _verdict_lock = threading.Lock()
 MIN_OUT_FEATURES = 16  # narrower outputs (a 10-class readout): the dense weight gradient is faster
@@ -76,23 +66,28 @@ MAX_CONV_ROWS = 1024    # spike convolution: in_channels x kernel height (table 
 MAX_CONV_TABLE_BYTES = 8 << 20  # spike convolution: its pattern table (beyond: oneDNN, the table would not stay cached)
 
 
-def spike_matmul(enabled: bool | None = True) -> contextlib.AbstractContextManager[None]:
+def spike_matmul(enabled: bool | None = True) -> contextlib.AbstractContextManager[object]:
     """Within the block, 0/1 inputs of Linear / Conv2d layers use the spike kernels wherever they apply
-    (``True``), never (``False``), or where this machine measured them faster (``None``, the default)."""
-    return setting(_ENABLED, None if enabled is None else bool(enabled))
+    (``True``), never (``False``), or where this machine measured them faster (``None``, the default): the
+    setting ``spike_kernels`` of :mod:`dnmsnn.settings` (the ``torch`` and ``reference`` backends never use
+    them)."""
+    return settings.use(spike_kernels=None if enabled is None else bool(enabled))
 
 
 def spike_matmul_enabled() -> bool:
-    """Whether the spike kernels may be used here at all (not switched off; "auto" counts as on)."""
-    return _ENABLED.get() is not False
+    """Whether the spike kernels may be used here at all (not switched off, a backend that runs C++ code;
+    "auto" counts as on)."""
+    s = settings.current()
+    return s.cpp and s.spike_kernels is not False
 
 
 def _kernels(kind: str, *tensors: torch.Tensor):
     """The extension module when the spike kernels of ``kind`` apply to these tensors (CPU float32 / uint8)
     and are switched on or chosen for this machine, else None."""
-    setting_now = _ENABLED.get()
-    if setting_now is False:
+    s = settings.current()
+    if not s.cpp or s.spike_kernels is False:
         return None
+    setting_now = s.spike_kernels
     for t in tensors:
         if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.uint8):
             return None
@@ -200,9 +195,11 @@ def _store_verdict(path, choice: dict[str, dict[str, Any]]) -> dict[str, dict[st
 
 def explain_choice() -> str:
     """One line per kind: which product runs on 0/1 inputs here, and the measurement behind it."""
-    setting_now = _ENABLED.get()
-    if setting_now is not None:
-        return f"spike kernels: {'on wherever they apply' if setting_now else 'off'} (set explicitly)"
+    s = settings.current()
+    if not s.cpp:
+        return f"spike kernels: off (backend {s.backend!r})"
+    if s.spike_kernels is not None:
+        return f"spike kernels: {'on wherever they apply' if s.spike_kernels else 'off'} (set explicitly)"
     choice = machine_choice()
     if not choice:
         return f"spike kernels: not available ({cpp.status()}); dense products"
