@@ -138,8 +138,14 @@ def test_cpp_backend_refuses_what_it_cannot_run():
 
 def test_fast_path_info_names_the_backend():
     info = fast_path_info()
-    assert info["fused_backend"] in ("cpp", "python") and info["cpp_kernel"]
+    assert info["backend"] == "auto" and info["fused_backend"] in ("cpp", "python") and info["cpp_kernel"]
     assert (info["fused_backend"] == "cpp") == (cpp.load() is not None)
+    with fused_backend("python"):
+        assert fast_path_info()["fused_backend"] == "python"
+    with reference_path():
+        assert fast_path_info() | {"cpp_kernel": "-"} == {"backend": "reference", "fused_backend": "none",
+                                                          "cpp_kernel": "-", "spike_kernels": "spike kernels: off "
+                                                          "(backend 'reference')"}
 
 
 def test_without_cpp_training_falls_back_silently(tmp_path):

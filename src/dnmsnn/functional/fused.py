@@ -63,12 +63,15 @@ def fused_backend(name: str) -> contextlib.AbstractContextManager[object]:
 
 
 def fast_path_info() -> dict[str, str]:
-    """Which fused backend "auto" picks on the CPU here, why the C++ kernel is not used if it is not, and which
-    product runs on 0/1 inputs (the spike kernels' verdict for this machine)."""
+    """The backend in force (:mod:`dnmsnn.settings`), which implementation the fused neuron node runs under it
+    here ("cpp", "python", or "none" for the step-by-step reference loop), why the C++ kernel is not used if it
+    is not, and which product runs on 0/1 inputs (the spike kernels' verdict for this machine)."""
     from .spike_matmul import explain_choice
 
+    s = settings.current()
     why = cpp.status()
-    return {"fused_backend": "cpp" if why == "ok" else "python", "cpp_kernel": why, "spike_kernels": explain_choice()}
+    node = "none" if s.backend == "reference" else "cpp" if why == "ok" and s.cpp else "python"
+    return {"backend": s.backend, "fused_backend": node, "cpp_kernel": why, "spike_kernels": explain_choice()}
 
 
 def charge_slopes(p: NeuronParameters) -> tuple[float, float]:
