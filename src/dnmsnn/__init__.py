@@ -25,6 +25,7 @@ from .layers import (
 from .module import SpikingModule
 from .network import Network
 from .neurons import IF, LIF, Integrator
+from .parametric_lif import ParametricLIF
 from .settings import use_backend
 
 __version__ = "0.1.0"
@@ -32,7 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "IF", "LIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CheckpointError", "Cohort", "ConfigError", "Conv2d",
     "DataError", "DirectEncoder", "DnmsnnError", "Dropout", "Encoder", "Flatten", "InputError", "Integrator",
-    "Linear", "MaxPool2d", "Mix", "Network", "PoissonEncoder", "Residual", "Sequential", "SignedPoissonEncoder",
-    "SpikingModule", "create_encoder", "functional", "get_surrogate", "models", "rules", "settings", "use_backend",
-    "weights", "__version__",
+    "Linear", "MaxPool2d", "Mix", "Network", "ParametricLIF", "PoissonEncoder", "Residual", "Sequential",
+    "SignedPoissonEncoder", "SpikingModule", "create_encoder", "functional", "get_surrogate", "models", "rules",
+    "settings", "use_backend", "weights", "__version__",
 ]

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from .._checks import check_choice
+from ..errors import InputError
 from ..neurons import IF, LIF, Integrator
 
-NEURONS = ("lif", "if")
+NEURONS = ("lif", "if", "plif")
 OUTPUTS = ("integrator", "spiking")
 
 
@@ -28,13 +29,20 @@ def make_neuron(
     strict: bool = False,
     learn_threshold: bool = False,
 ) -> nn.Module:
-    """A LIF (``beta`` or ``tau`` form) or IF layer from flat keyword arguments."""
+    """A LIF (``beta`` or ``tau`` form), IF or parametric LIF (``plif``: Fang et al.'s learnable tau, starting at
+    ``tau``, default 2; no ``beta`` form) layer from flat keyword arguments."""
     check_choice(neuron, "neuron", NEURONS)
     common = dict(threshold=threshold, v_reset=v_reset, reset=reset, surrogate=surrogate,
                   detach_reset=detach_reset, strict=strict, learn_threshold=learn_threshold,
                   surrogate_param=surrogate_param)
     if neuron == "if":
         return IF(**common)
+    if neuron == "plif":
+        from ..parametric_lif import ParametricLIF  # parametric_lif imports neurons, as this module does
+
+        if beta is not None:
+            raise InputError("the parametric LIF (plif) learns tau (1 / tau = sigmoid(w)); give tau, not beta")
+        return ParametricLIF(tau=2.0 if tau is None else tau, **common)
     return LIF(beta=beta, tau=tau, **common)
 
 
