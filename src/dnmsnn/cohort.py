@@ -207,19 +207,27 @@ class Cohort:
         weight = self.weight if weight is None else float(weight)
         if weight <= 0 or len(self) == 1:  # nothing exchanged: K independent steps, one graph at a time
             return _unzip([self.member_loss_backward(k, inputs, targets) for k in range(len(self))])
-        pending = [None if self.separate_predictions else self.member_forward(k, inputs, targets)
-                   for k in range(len(self))]
-        predictions = [p.prediction if p is not None else self.peer_prediction(k, inputs)
-                       for k, p in enumerate(pending)]
-        return _unzip([p.finish(self.aux_loss(k, predictions, weight)) if p is not None else
-                       self.member_loss_backward(k, inputs, targets, self.aux_loss(k, predictions, weight))
-                       for k, p in enumerate(pending)])
+        started = [self.start_member(k, inputs, targets) for k in range(len(self))]
+        predictions = [prediction for _, prediction in started]
+        return _unzip([self.finish_member(k, pending, inputs, targets, self.aux_loss(k, predictions, weight))
+                       for k, (pending, _) in enumerate(started)])
 
-    def member_forward(self, k: int, inputs: torch.Tensor, targets: torch.Tensor) -> PendingBackward | None:
-        """Member k's training forward on its own random stream (:meth:`LearningRule.forward_pass`); ``None``
-        where its rule cannot split the forward from the backward."""
-        with self._stream(k):
-            return self.rules[k].forward_pass(self.models[k], inputs, targets)
+    def start_member(self, k: int, inputs: torch.Tensor, targets: torch.Tensor,
+                     ) -> tuple[PendingBackward | None, torch.Tensor]:
+        """Member k's prediction for its peers: (its training forward with the backward pending, its detached
+        logits), or ``(None, the separate no-grad pass)`` with ``separate_predictions`` or a rule that cannot
+        split its forward from its backward. :meth:`finish_member` completes the step."""
+        pending = None
+        if not self.separate_predictions:
+            with self._stream(k):
+                pending = self.rules[k].forward_pass(self.models[k], inputs, targets)
+        return pending, pending.prediction if pending is not None else self.peer_prediction(k, inputs)
+
+    def finish_member(self, k: int, pending: PendingBackward | None, inputs: torch.Tensor, targets: torch.Tensor,
+                      aux: AuxLoss) -> tuple[torch.Tensor, torch.Tensor]:
+        """Member k's backward with its exchange term ``aux``, after :meth:`start_member`: the pending backward,
+        or (no forward kept) its whole rule step."""
+        return pending.finish(aux) if pending is not None else self.member_loss_backward(k, inputs, targets, aux)
 
     def member_loss_backward(
         self, k: int, inputs: torch.Tensor, targets: torch.Tensor, aux: AuxLoss | None = None,

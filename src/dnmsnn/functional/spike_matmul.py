@@ -87,12 +87,11 @@ def _kernels(kind: str, *tensors: torch.Tensor):
     s = settings.current()
     if not s.cpp or s.spike_kernels is False:
         return None
-    setting_now = s.spike_kernels
     for t in tensors:
         if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.uint8):
             return None
     mod = cpp.load()
-    if mod is None or (setting_now is None and not machine_choice().get(kind, {}).get("spike", False)):
+    if mod is None or (s.spike_kernels is None and not machine_choice().get(kind, {}).get("spike", False)):
         return None
     return mod
 

@@ -464,13 +464,11 @@ class CohortParallel(_Distributed):
                 stack.enter_context(self.sync.routing(n / labels.shape[0]))
             else:
                 x, y, n = inputs, labels, labels.shape[0]
-            if weight > 0:  # the member's training forward gives its prediction (Cohort.loss_backward)
-                pending = None if cohort.separate_predictions else cohort.member_forward(k, x, y)
-                own = pending.prediction if pending is not None else cohort.peer_prediction(k, x)
+            if weight > 0:  # as Cohort.loss_backward, the predictions gathered from the other ranks
+                pending, own = cohort.start_member(k, x, y)
                 predictions = [torch.empty_like(own) for _ in range(self.K)]
                 dist.all_gather(predictions, own, group=self.shard_group)
-                aux = cohort.aux_loss(k, predictions, weight)
-                loss, z = pending.finish(aux) if pending is not None else cohort.member_loss_backward(k, x, y, aux)
+                loss, z = cohort.finish_member(k, pending, x, y, cohort.aux_loss(k, predictions, weight))
             else:
                 loss, z = cohort.member_loss_backward(k, x, y)
         return {k: (float(loss), float(loss) * n if n else 0.0, int((z.argmax(-1) == y).sum()) if n else 0)}
