@@ -3,7 +3,7 @@
 # Every run has a fixed folder under runs/dnm_resnet/; run this script again (next session) and it resumes
 # what was cut off and skips what is finished. One training at a time per call (train.threads=1); start two
 # calls to use two cores: they never take the same run (each run folder is locked while it trains).
-#   nohup setsid scripts/dnm_resnet_study.sh > runs/dnm_resnet/worker1.log 2>&1 &
+#   mkdir -p runs/dnm_resnet && nohup setsid scripts/dnm_resnet_study.sh > runs/dnm_resnet/worker1.log 2>&1 &
 set -u
 cd "$(dirname "$0")/.."
 D=.venv/bin/dnmsnn
