@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dnmsnn.bench import load_records, plot
+from bench import load_records, plot  # benchmarks/bench.py (this folder is on sys.path when run as a script)
 
 
 def main(argv=None) -> int:

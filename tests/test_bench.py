@@ -1,13 +1,19 @@
 """``dnmsnn bench``: command construction, library discovery and the paired-ratio summary (no benchmark is run)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
-from dnmsnn import bench
 from dnmsnn.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
 
 
 def rec(lib, T, train, infer, mem, workload="bondarev-mlp", repeat=0):
@@ -70,3 +76,14 @@ def test_dry_run_prints_the_peer_bench_command(tmp_path, capsys):
 def test_missing_peer_bench_is_a_clean_error(tmp_path):
     assert main(["bench", "--dry-run", "--python", sys.executable, "--peer-bench", str(tmp_path / "nope.py"),
                  "--libs", "torch-ann"]) == 2
+
+
+def test_dnmsnn_bench_outside_a_clone_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    import dnmsnn.cli as cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "find_checkout_file", lambda relative, start=None: None)
+    assert main(["bench", "--dry-run"]) == 2
+    assert "clone of the repository" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert cli.find_checkout_file("benchmarks/bench.py", ROOT / "docs") == ROOT / "benchmarks" / "bench.py"

@@ -59,10 +59,13 @@ def smooth_spike(u: torch.Tensor, surrogate, strict: bool = False) -> torch.Tens
     return SmoothForwardSpike.apply(u, surrogate, strict)
 
 
-# The step-by-step autograd path (the one that calls ``neuron_fn.spike``); multi-step neurons may
+# The step-by-step autograd path (the one that calls ``neuron_fn.spike``); multi-step neurons
 # otherwise run a fused node with its own inline Heaviside and hand-written backward.
-REFERENCE_PATH = getattr(dnmsnn.functional, "reference_path", contextlib.nullcontext)
-NO_TEMPORAL_GRAD = getattr(dnmsnn.functional, "no_temporal_grad", None)
+def REFERENCE_PATH():
+    return dnmsnn.use_backend("reference")
+
+
+NO_TEMPORAL_GRAD = dnmsnn.functional.no_temporal_grad
 
 
 @pytest.fixture
@@ -249,8 +252,6 @@ def run_path(path: str):
         if path.startswith("reference"):
             stack.enter_context(REFERENCE_PATH())
         if "no_temporal" in path:
-            if NO_TEMPORAL_GRAD is None:
-                pytest.skip("dnmsnn.functional.no_temporal_grad is not available")
             stack.enter_context(NO_TEMPORAL_GRAD())
         yield
 
@@ -294,9 +295,7 @@ EQUIV = {
 @pytest.mark.parametrize("case", list(EQUIV))
 def test_default_path_equals_step_by_step_path(case, temporal):
     """Whatever the multi-step neurons run by default (a fused node) gives the values and gradients of the
-    step-by-step autograd path, to rounding."""
-    if not temporal and NO_TEMPORAL_GRAD is None:
-        pytest.skip("dnmsnn.functional.no_temporal_grad is not available")
+    step-by-step autograd path, to rounding (and the plan shows the two paths are different code)."""
     cls, kw = EQUIV[case]
     with default_dtype(torch.float64):
         m = cls(record=True, **kw)
@@ -304,13 +303,16 @@ def test_default_path_equals_step_by_step_path(case, temporal):
     x0 = torch.randn(7, 3, 4, generator=g, dtype=torch.float64) + 0.6
     upstream = torch.randn(7, 3, 4, generator=g, dtype=torch.float64)
     results = []
+    kernels = []
     for path in ["default", "reference_path"]:
         x = x0.clone().requires_grad_(True)
         with run_path(path), (contextlib.nullcontext() if temporal else NO_TEMPORAL_GRAD()):
+            kernels.append(dnmsnn.plan.neuron_choice(x, m.parameters_tuple(x.dtype), m).kernel)
             y = m(x)
         y.backward(upstream)
         results.append((y.detach(), m.v_trace.clone(), x.grad))
     (y_a, h_a, g_a), (y_b, h_b, g_b) = results
+    assert kernels[0].startswith("fused node") and kernels[1] == "step-by-step autograd loop"
     assert torch.equal(y_a, y_b)
     assert 0 < y_a.mean() < 1
     torch.testing.assert_close(h_a, h_b, rtol=0, atol=1e-12)

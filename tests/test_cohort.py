@@ -58,6 +58,56 @@ def test_exchange_losses_match_their_formulas():
         exchange_loss("kl", z, [])
 
 
+def test_sequence_exchanges_compare_the_outputs_after_every_step():
+    torch.manual_seed(0)
+    z, p = torch.randn(2, 5, 6, 4).unbind(0)            # [T, B, classes]
+    tau = 1.5
+    kl_steps = sum(exchange_loss("kl", z[t], [p[t]], tau) for t in range(5)) / 5
+    assert torch.allclose(exchange_loss("kl_steps", z, [p], tau), kl_steps)
+    mse_steps = sum(0.5 * ((z[t] - p[t]) ** 2).sum(-1).mean() for t in range(5)) / 5
+    assert torch.allclose(exchange_loss("mse_steps", z, [p]), mse_steps)
+    with pytest.raises(InputError, match="sequences"):
+        exchange_loss("kl_steps", z[-1], [p[-1]])
+    # the prefix readouts: spike counts so far (sum), rates so far (mean), the trace itself (final)
+    from dnmsnn.network import prefix_readouts
+
+    spikes = (torch.rand(5, 3, 4) < 0.4).float()
+    assert torch.equal(prefix_readouts(spikes, "sum")[2], spikes[:3].sum(0))
+    assert torch.allclose(prefix_readouts(spikes, "mean")[3], spikes[:4].mean(0))
+    assert prefix_readouts(spikes, "final") is spikes
+
+
+def test_a_sequence_exchange_trains_each_member_on_its_peers_output_sequence():
+    """kl_steps: member k's gradient is that of task(readout) + lambda E(its prefix readouts, the peer's), with the
+    peer's sequence taken from the peer's training forward; only bptt offers sequences."""
+    x, y = digits_batch()
+    a, b = members(0, 1, output="spiking", tau=2.0, surrogate="atan")
+    cohort = Cohort([a, b], "bptt", exchange="kl_steps", weight=0.5, seeds=[0, 1])
+    losses, logits = cohort.loss_backward(x, y)
+    got = [[p.grad.clone() for p in m.parameters()] for m in (a, b)]
+    from dnmsnn.network import prefix_readouts
+
+    seqs = [prefix_readouts(m(x), "sum").detach() for m in (a, b)]
+    assert seqs[0].shape == (x.shape[0], x.shape[1], 10) and torch.equal(logits[0], seqs[0][-1])
+    for k, m in enumerate((a, b)):
+        m.zero_grad(set_to_none=True)
+        out = prefix_readouts(m(x), "sum")
+        loss = F.cross_entropy(out[-1], y) + 0.5 * sum(
+            exchange_loss("kl", out[t], [seqs[1 - k][t]]) for t in range(out.shape[0])) / out.shape[0]
+        loss.backward()
+        assert torch.allclose(loss.detach(), losses[k])
+        for g, p in zip(got[k], m.parameters(), strict=True):
+            assert torch.allclose(g, p.grad, atol=1e-6)
+    asf = [dnmsnn.rules.create("asf") for _ in range(2)]
+    with pytest.raises(InputError, match="cannot exchange the output sequence"):
+        Cohort(members(0, 1), asf, exchange="mse_steps").loss_backward(x, y)
+    online = [dnmsnn.rules.create("spatial", online=True) for _ in range(2)]
+    with pytest.raises(InputError, match="spatial rule cannot exchange the output sequence"):
+        Cohort(members(0, 1), online, exchange="kl_steps").loss_backward(x, y)
+    with pytest.raises(InputError, match="separate_predictions"):
+        Cohort(members(0, 1), exchange="kl_steps", separate_predictions=True)
+
+
 def test_exchange_gradient_reaches_only_its_own_member():
     x, y = digits_batch()
     a, b = members(0, 1)
@@ -295,8 +345,12 @@ def test_cohort_config_is_validated():
                           ("cohort.warmup_epochs=-1", "cohort.warmup_epochs"), ("cohort.sizes=2", "size")]:
         with pytest.raises(ConfigError, match=key):
             load_run_config(None, [override])
+    with pytest.raises(ConfigError, match="cohort.ramp_epochs"):
+        load_run_config(None, ["cohort.ramp_epochs=-1"])
     cfg = load_run_config(None, ["cohort={size: 3, exchange: mse, warmup_epochs: 2}"])
     assert (cfg.cohort.size, cfg.cohort.exchange, cfg.cohort.weight_at(1), cfg.cohort.weight_at(2)) == (3, "mse", 0, 1)
+    cfg = load_run_config(None, ["cohort={size: 2, exchange: kl_steps, weight: 0.8, warmup_epochs: 1, ramp_epochs: 4}"])
+    assert [cfg.cohort.weight_at(e) for e in range(7)] == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 0.8, 0.8])
 
 
 def test_cli_trains_a_cohort(tmp_path, capsys):

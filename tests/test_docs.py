@@ -3,8 +3,9 @@
 * ``mkdocs build --strict`` succeeds (skipped, with the reason, only where mkdocs is not installed;
   the ``dev`` extra installs it) and the built site holds every tutorial, API area and report;
 * every ```python block of the pages under docs/ runs (each page's blocks in order, in a fresh process);
-* every tutorial script is shown by a page in the navigation; every navigation entry exists;
-* ``dnmsnn docs`` finds the repository's mkdocs.yml and fails clearly without one.
+* every tutorial script is shown by a page in the navigation; every navigation entry exists.
+
+The site is served by ``make docs`` (mkdocs serve; no command of the package).
 """
 from __future__ import annotations
 
@@ -19,9 +20,6 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-
-import dnmsnn
-from dnmsnn.cli import find_mkdocs_config, main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -152,33 +150,3 @@ def test_site_serves_every_report(site):
     for report in sorted((ROOT / "reports").glob("*.md")):
         assert (site / "reports" / report.stem / "index.html").is_file(), f"{report.name} is not on the site"
         assert f'href="{report.stem}/"' in listing, f"the reports page does not link {report.name}"
-
-
-# ----------------------------------------------------------------------------- dnmsnn docs
-def test_dnmsnn_docs_finds_the_repository_config(tmp_path, monkeypatch):
-    assert find_mkdocs_config(ROOT / "docs" / "tutorials") == CONFIG
-    if Path(dnmsnn.__file__).resolve().parents[2] == ROOT:   # an editable install (make test): from anywhere
-        monkeypatch.chdir(tmp_path)
-        assert find_mkdocs_config() == CONFIG
-
-
-def test_dnmsnn_docs_serves_with_mkdocs(monkeypatch):
-    calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd, cwd: calls.append((cmd, cwd)) or 0)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
-    assert main(["docs", "--addr", "127.0.0.1:8123"]) == 0
-    (cmd, cwd), = calls
-    assert cmd[1:4] == ["-m", "mkdocs", "serve"] and str(CONFIG) in cmd and "127.0.0.1:8123" in cmd
-    assert Path(cwd) == ROOT
-
-
-def test_dnmsnn_docs_without_a_config_is_a_clear_error(tmp_path, capsys):
-    assert main(["docs", "--config-file", str(tmp_path / "mkdocs.yml")]) == 2
-    err = capsys.readouterr().err
-    assert "no mkdocs.yml found" in err and "--config-file" in err
-
-
-def test_dnmsnn_docs_without_mkdocs_is_a_clear_error(monkeypatch, capsys):
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    assert main(["docs"]) == 2
-    assert "needs mkdocs" in capsys.readouterr().err

@@ -36,7 +36,7 @@ from dnmsnn.network import read_out
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_BENCH = ROOT.parent / "shared" / "tools" / "peer_bench" / "peer_bench.py"
-needs_cpp = pytest.mark.skipif(cpp.load() is None, reason=f"C++ kernel unavailable: {cpp.status()}")
+needs_cpp = pytest.mark.needs_cpp
 BACKENDS = ["python", pytest.param("cpp", marks=needs_cpp)]
 
 

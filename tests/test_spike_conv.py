@@ -25,7 +25,7 @@ def kernels_on():
     with spike_matmul(True):
         yield
 
-pytestmark = pytest.mark.skipif(cpp.load() is None, reason=f"C++ kernel unavailable: {cpp.status()}")
+pytestmark = pytest.mark.needs_cpp
 
 CASES = [  # (n, c_in, h, w, c_out, kh, kw, padding)
     (3, 1, 12, 10, 20, 5, 5, 0), (2, 2, 7, 9, 17, 3, 3, 1), (2, 3, 6, 6, 33, 5, 5, 2), (1, 1, 4, 4, 3, 5, 5, 2),

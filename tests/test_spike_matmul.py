@@ -26,7 +26,7 @@ def kernels_on():
     with spike_matmul(True):
         yield
 
-pytestmark = pytest.mark.skipif(cpp.load() is None, reason=f"C++ kernel unavailable: {cpp.status()}")
+pytestmark = pytest.mark.needs_cpp
 
 SHAPES = [  # (rows, in K, out M)
     (1, 3, 1), (7, 5, 17), (65, 37, 21), (130, 64, 300), (257, 301, 10), (96, 784, 33),

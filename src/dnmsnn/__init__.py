@@ -6,6 +6,7 @@ architectures in :mod:`dnmsnn.models`; :class:`Cohort` and :class:`Mix` are Cao 
 learning networks and mix module.
 """
 from . import functional, models, rules, settings, weights
+from .adaptive_lif import AdaptiveLIF
 from .cohort import Cohort, Mix
 from .encoders import DirectEncoder, Encoder, PoissonEncoder, SignedPoissonEncoder, create_encoder
 from .errors import CheckpointError, ConfigError, DataError, DnmsnnError, InputError
@@ -26,14 +27,15 @@ from .module import SpikingModule
 from .network import Network
 from .neurons import IF, LIF, Integrator
 from .parametric_lif import ParametricLIF
+from .plan import explain
 from .settings import use_backend
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "IF", "LIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CheckpointError", "Cohort", "ConfigError", "Conv2d",
-    "DataError", "DirectEncoder", "DnmsnnError", "Dropout", "Encoder", "Flatten", "InputError", "Integrator",
-    "Linear", "MaxPool2d", "Mix", "Network", "ParametricLIF", "PoissonEncoder", "Residual", "Sequential",
-    "SignedPoissonEncoder", "SpikingModule", "create_encoder", "functional", "get_surrogate", "models", "rules",
-    "settings", "use_backend", "weights", "__version__",
+    "IF", "LIF", "AdaptiveLIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CheckpointError", "Cohort", "ConfigError",
+    "Conv2d", "DataError", "DirectEncoder", "DnmsnnError", "Dropout", "Encoder", "Flatten", "InputError",
+    "Integrator", "Linear", "MaxPool2d", "Mix", "Network", "ParametricLIF", "PoissonEncoder", "Residual",
+    "Sequential", "SignedPoissonEncoder", "SpikingModule", "create_encoder", "explain", "functional", "get_surrogate",
+    "models", "rules", "settings", "use_backend", "weights", "__version__",
 ]

@@ -26,11 +26,10 @@ import torch
 from torch import nn
 
 from .errors import InputError
-from .layers import BatchNorm1d, BatchNorm2d, Dropout, Residual
-from .neurons import IF, LIF
+from .graph import spiking_layers
+from .layers import Dropout
 
 CENTRE_TOLERANCE = 1.15  # a layer is calibrated once its rate is within this factor of the band's centre
-AFFINE = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, BatchNorm1d, BatchNorm2d)
 
 
 @dataclass(frozen=True)
@@ -44,32 +43,6 @@ class LayerCalibration:
     rate_before: float
     rate_after: float
     reached: bool
-
-
-def spiking_layers(network: nn.Module) -> list[tuple[str, list[str]]]:
-    """``[(neuron module name, [names of the affine modules that drive it])]`` in forward order."""
-    out: list[tuple[str, list[str]]] = []
-    last: list[str] = []
-    block: tuple[str, dict[str, str]] | None = None  # open residual block: name, {branch: last affine in it}
-    for name, module in network.named_modules():
-        if block and not name.startswith(block[0] + "."):
-            last, block = list(block[1].values()), None  # a neuron after the block fires on the branches' sum
-        if isinstance(module, Residual):
-            block = (name, {})
-        elif isinstance(module, AFFINE):
-            if block:
-                branch = name[len(block[0]) + 1:].split(".")[0]
-                block[1][branch] = name
-            else:
-                last = [name]
-        elif isinstance(module, (LIF, IF)):
-            if block:
-                branch = name[len(block[0]) + 1:].split(".")[0]
-                drivers = [block[1][branch]] if branch in block[1] else []
-            else:
-                drivers = list(last)
-            out.append((name, drivers))
-    return out
 
 
 def _rates(network: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""The ``dnmsnn`` command line: demo, train, eval, plot, analyze, export-nir, models, info, docs, bench.
+"""The ``dnmsnn`` command line: demo, train, eval, reproduce, plot, analyze, export-nir, models, info, explain, bench.
 
 Every user-fixable problem (bad config, missing data, corrupt checkpoint, bad hyper-parameter) is
 printed as one line on stderr with exit code 2; there is no traceback for those.
@@ -95,15 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="ARG=VALUE",
                    help="build the model with this builder argument, e.g. --set width=8 (repeatable)")
     sub.add_parser("kernels", help="build (once) and check the C++ kernels; make demo / make test run it at set-up")
+    p = sub.add_parser("explain", help="how a config's network runs: each layer's block, backend, kernel and why")
+    p.add_argument("--config", default=None, help="YAML config (see configs/); defaults apply when omitted")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.name=resnet11_w8 (repeatable)")
+    p.add_argument("--mode", choices=("sequence", "step", "totals"), default=None,
+                   help="how the rule drives the network (default: the config rule's: totals for asf, step for the "
+                        "online spatial rule, else sequence)")
+    p.add_argument("--batch", type=int, default=2, help="batch size of the example input (default 2)")
+    p.add_argument("--no-grad", action="store_true", help="inference (no gradients) instead of training")
 
-    p = sub.add_parser("bench", help="train speed and memory against snnTorch, SpikingJelly and Norse (peer_bench)")
-    from .bench import add_arguments as add_bench_arguments
-
-    add_bench_arguments(p)
-
-    p = sub.add_parser("docs", help="serve the documentation site locally (mkdocs serve; needs the docs extra)")
-    p.add_argument("--config-file", default=None, help="mkdocs.yml to serve (default: the repository's)")
-    p.add_argument("--addr", default="127.0.0.1:8000", help="host:port to serve on (default 127.0.0.1:8000)")
+    sub.add_parser("bench", add_help=False,
+                   help="train speed and memory against snnTorch, SpikingJelly and Norse: runs benchmarks/bench.py "
+                        "of this checkout (dnmsnn bench --help for its options)")
     return parser
 
 
@@ -359,6 +363,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data.datasets import dataset_info
+    from .encoders import create_encoder
+    from .plan import explain
+    from .train import load_run_config
+    from .train.trainer import build_model
+
+    cfg = load_run_config(args.config, args.overrides)
+    info = dataset_info(cfg.data.name)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg, info.shape, len(info.classes))
+    if args.batch < 1:
+        raise DnmsnnError(f"--batch must be >= 1, got {args.batch}")
+    images = torch.rand(args.batch, *info.shape)
+    x = create_encoder(cfg.encoder.name, cfg.encoder.T, seed=0)(images)
+    mode = args.mode or ("totals" if cfg.rule.name == "asf" else
+                         "step" if cfg.rule.name == "spatial" and cfg.rule.args.get("online") else "sequence")
+    model.train(not args.no_grad)
+    print(f"{cfg.model.name} on {info.name} inputs, rule {cfg.rule.name}, T = {cfg.encoder.T} ({cfg.encoder.name})")
+    print(explain(model, x, mode=mode, grad=not args.no_grad))
+    return 0
+
+
 def cmd_kernels(_: argparse.Namespace) -> int:
     """Build the C++ kernels if they are not cached yet, and say so in one line with the time it took."""
     from .functional import cpp
@@ -376,49 +405,44 @@ def cmd_kernels(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    """peer_bench with the dnmsnn adapter against the peers; summary, ratios and targets (see dnmsnn.bench)."""
-    from .bench import run
-
-    return run(args)
-
-
-def find_mkdocs_config(start: Path | None = None) -> Path | None:
-    """The repository's mkdocs.yml: in ``start`` (default: the working directory) or a folder above it,
-    else beside the source tree the package runs from (an editable install); None when there is none."""
+def find_checkout_file(relative: str, start: Path | None = None) -> Path | None:
+    """``relative`` (e.g. ``benchmarks/bench.py``) in the working directory or a folder above it, else in the
+    source tree the package runs from (an editable install); None outside a clone of the repository."""
     here = (start or Path.cwd()).resolve()
-    candidates = [d / "mkdocs.yml" for d in (here, *here.parents)]
-    candidates.append(Path(__file__).resolve().parents[2] / "mkdocs.yml")
+    candidates = [d / relative for d in (here, *here.parents)]
+    candidates.append(Path(__file__).resolve().parents[2] / relative)
     return next((c for c in candidates if c.is_file()), None)
 
 
-def cmd_docs(args: argparse.Namespace) -> int:
-    """Serve the documentation site with live reload: ``mkdocs serve`` on the repository's mkdocs.yml."""
+def cmd_bench(argv: Sequence[str]) -> int:
+    """``benchmarks/bench.py`` of this checkout with ``argv`` (peer_bench with the dnmsnn adapter against the
+    peers; summary, ratios and targets)."""
     import importlib.util
 
-    config = Path(args.config_file) if args.config_file else find_mkdocs_config()
-    if config is None or not config.is_file():
-        where = args.config_file or "in the working directory, the folders above it or the source tree"
-        raise DnmsnnError(f"no mkdocs.yml found ({where}); run it from a clone of the repository or pass "
-                          "--config-file")
-    if importlib.util.find_spec("mkdocs") is None:
-        raise DnmsnnError("serving the docs needs mkdocs: pip install -e '.[docs]' (make docs installs it)")
-    print(f"dnmsnn docs: serving {config} at http://{args.addr}/ (Ctrl-C stops)", file=sys.stderr)
-    try:  # from the repository root: the docs include files by paths relative to it
-        return subprocess.call([sys.executable, "-m", "mkdocs", "serve", "--config-file", str(config.resolve()),
-                                "--dev-addr", args.addr], cwd=config.resolve().parent)
-    except KeyboardInterrupt:
-        return 0
+    script = find_checkout_file("benchmarks/bench.py")
+    if script is None:
+        raise DnmsnnError("dnmsnn bench runs benchmarks/bench.py of a clone of the repository (with ../shared beside "
+                          "it for peer_bench); run it from the clone")
+    spec = importlib.util.spec_from_file_location("dnmsnn_bench_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.main(list(argv))
 
 
 COMMANDS = {"demo": cmd_demo, "train": lambda a: cmd_train(a).get("returncode", 0), "eval": cmd_eval,
             "reproduce": cmd_reproduce, "weights": cmd_weights,
             "plot": cmd_plot, "analyze": cmd_analyze, "export-nir": cmd_export_nir,
-            "models": cmd_models, "info": cmd_info, "kernels": cmd_kernels, "docs": cmd_docs, "bench": cmd_bench}
+            "models": cmd_models, "info": cmd_info, "kernels": cmd_kernels, "explain": cmd_explain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its options are the script's own (benchmarks/bench.py)
+        try:
+            return cmd_bench(argv[1:])
+        except DnmsnnError as exc:
+            print(f"dnmsnn bench: error: {exc}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     args.argv = argv  # what `dnmsnn train --nproc N` hands on to its workers
     try:

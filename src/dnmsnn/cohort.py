@@ -25,6 +25,15 @@ Everything else is our design:
   - ``mse``: 1/2 ||z_k - z_j||^2 summed over classes, batch mean (outputs compared as they are:
     potentials, spike counts or rates);
   - ``ce``: cross-entropy of z_k against the peer's predicted class argmax z_j.
+* two exchanges of the output *sequences* (the paper's "output spike sequences"), bptt only
+  (:data:`SEQUENCE_EXCHANGES`): each member's outputs after every step t, ``z[t]`` = the readout of steps
+  0..t (:func:`~dnmsnn.network.prefix_readouts`: with a spiking output, the spike counts so far), compared
+  step by step and averaged over the T steps:
+
+  - ``kl_steps``: the ``kl`` above at every step (the members agree on their running rates, i.e. on the
+    prediction they would give if stopped after any step);
+  - ``mse_steps``: the ``mse`` above at every step: a distance between the two output spike trains (their
+    running counts compared step by step -- van Rossum's distance with a kernel that does not decay).
 * the exchange term sits where each rule puts ``aux_loss``: on bptt's readout logits, on asf's totals
   output / (T V_th), and on the spatial rule's output at every step k, out[k], against the peers'
   final predictions (as its task loss compares out[k] with the label; with a potential readout prefer
@@ -60,9 +69,21 @@ def _ce(logits: torch.Tensor, peer: torch.Tensor, temperature: float) -> torch.T
     return F.cross_entropy(logits, peer.argmax(-1))
 
 
-EXCHANGES: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = {
-    "kl": _kl, "mse": _mse, "ce": _ce,
+Exchange = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+def _per_step(fn: Exchange) -> Exchange:
+    """``fn`` applied to the outputs after every step t, averaged over the T steps (inputs [T, B, classes])."""
+    def over_steps(outputs: torch.Tensor, peer: torch.Tensor, temperature: float) -> torch.Tensor:
+        return sum(fn(outputs[t], peer[t], temperature) for t in range(outputs.shape[0])) / outputs.shape[0]
+
+    return over_steps
+
+
+EXCHANGES: dict[str, Exchange] = {
+    "kl": _kl, "mse": _mse, "ce": _ce, "kl_steps": _per_step(_kl), "mse_steps": _per_step(_mse),
 }
+SEQUENCE_EXCHANGES = ("kl_steps", "mse_steps")  # compare the members' outputs after every step
 
 
 def exchange_loss(
@@ -72,6 +93,9 @@ def exchange_loss(
     check_choice(name, "exchange", tuple(EXCHANGES))
     if not peers:
         raise InputError("exchange_loss needs at least one peer prediction")
+    if name in SEQUENCE_EXCHANGES and logits.dim() != 3:
+        raise InputError(f"the {name!r} exchange compares output sequences [T, B, classes], got shape "
+                         f"{tuple(logits.shape)}")
     for p in peers:
         if p.shape != logits.shape:
             raise InputError(f"peer predictions {tuple(p.shape)} do not match the logits {tuple(logits.shape)}")
@@ -130,6 +154,10 @@ class Cohort:
             if len({id(r) for r in self.rules}) != len(self.rules):
                 raise InputError("each member needs its own rule instance (rules may keep per-network state)")
         self.exchange = check_choice(exchange, "exchange", tuple(EXCHANGES))
+        self.sequence = self.exchange in SEQUENCE_EXCHANGES
+        if self.sequence and separate_predictions:
+            raise InputError(f"the {exchange!r} exchange compares the members' output sequences of their training "
+                             "forwards; separate_predictions is not available with it")
         if not weight >= 0:
             raise InputError(f"weight (lambda) must be >= 0, got {weight}")
         if not temperature > 0:
@@ -220,7 +248,10 @@ class Cohort:
         pending = None
         if not self.separate_predictions:
             with self._stream(k):
-                pending = self.rules[k].forward_pass(self.models[k], inputs, targets)
+                pending = self.rules[k].forward_pass(self.models[k], inputs, targets, sequence=self.sequence)
+        if pending is None and self.sequence:
+            raise InputError(f"member {k}'s rule ({self.rules[k]!r}) cannot split its forward from its backward, so "
+                             f"it cannot exchange output sequences ({self.exchange!r}); use a logit exchange")
         return pending, pending.prediction if pending is not None else self.peer_prediction(k, inputs)
 
     def finish_member(self, k: int, pending: PendingBackward | None, inputs: torch.Tensor, targets: torch.Tensor,

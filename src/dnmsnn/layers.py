@@ -11,10 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import plan
 from ._checks import check_sequence
 from .errors import InputError
-from .functional.conv import stacked_avg_pool2d, stacked_conv2d, stacked_conv_applies
+from .functional.conv import stacked_avg_pool2d, stacked_conv2d
 from .functional.spike_matmul import linear as spike_linear
+from .functional.spike_matmul import spike_conv_ones
 from .module import SpikingModule, step_module, totals_module
 from .sharding import BATCH_SHARD
 
@@ -27,10 +29,14 @@ class _TimeDistributed(SpikingModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         exact = None if self.feature_dims is None else self.feature_dims + 2
         check_sequence(x, type(self).__name__, min_dim=3, exact_dim=exact)
+        if plan.recording() and type(self).forward is _TimeDistributed.forward:  # one path: BatchNorm, MaxPool
+            plan.note(plan.sequence_choice(self), self)
         T, B = x.shape[:2]
         return super().forward(x.flatten(0, 1)).unflatten(0, (T, B))  # type: ignore[misc]
 
     def step(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        if plan.recording():
+            plan.note(plan.step_choice(self), self)
         return super().forward(x), state  # type: ignore[misc]
 
 
@@ -43,10 +49,10 @@ class Linear(_TimeDistributed, nn.Linear):
         """0/1 (spike) inputs go through the multiplication-free kernels (:mod:`dnmsnn.functional.spike_matmul`,
         per row the same values in multi-step and single-step mode); any other input through ``F.linear``."""
         self.check_input(x)
-        return spike_linear(x, self.weight, self.bias)
+        return spike_linear(x, self.weight, self.bias, self)
 
     def step(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        return spike_linear(x, self.weight, self.bias), state
+        return spike_linear(x, self.weight, self.bias, self), state
 
     def check_input(self, x: torch.Tensor) -> None:
         """[T, B, in_features], floating."""
@@ -56,6 +62,8 @@ class Linear(_TimeDistributed, nn.Linear):
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
         """FI = W FO (+ T b): eq. 6 of Wu et al.."""
+        if plan.recording():
+            plan.note(plan.totals_choice(self), self)
         y = nn.functional.linear(x, self.weight)
         return y if self.bias is None else y + T * self.bias
 
@@ -72,15 +80,20 @@ class Conv2d(_TimeDistributed, nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_sequence(x, "Conv2d", min_dim=5, exact_dim=5)
         stack = x.flatten(0, 1)
-        if self.padding_mode != "zeros" or isinstance(self.padding, str) or not stacked_conv_applies(stack):
+        if plan.conv_choice(self, stack) is None:
             return super().forward(x)
         if stack.shape[1] != self.in_channels:
             raise InputError(f"Conv2d expects {self.in_channels} input channels, got shape {tuple(x.shape)}")
+        if plan.recording():
+            spike = spike_conv_ones(stack, self.weight, self.stride, self.padding, self.dilation, self.groups)
+            plan.note(plan.spike_conv_choice(self, spike is not None, stack, self.weight), self)
         y = stacked_conv2d(stack, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return y.unflatten(0, x.shape[:2])
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
         """FI = W * FO (+ T b): convolution is linear, so it commutes with the sum over time."""
+        if plan.recording():
+            plan.note(plan.totals_choice(self), self)
         y = self._conv_forward(x, self.weight, None)
         return y if self.bias is None else y + T * self.bias.view(1, -1, 1, 1)
 
@@ -95,9 +108,9 @@ class AvgPool2d(_TimeDistributed, nn.AvgPool2d):
         channels-last kernel with a broadcast backward (:func:`~dnmsnn.functional.conv.stacked_avg_pool2d`);
         otherwise ``F.avg_pool2d`` on the input as it is laid out."""
         check_sequence(x, "AvgPool2d", min_dim=5, exact_dim=5)
-        k = self.square_window()
         stack = x.flatten(0, 1)
-        if k is None or not stacked_conv_applies(stack) or not stack.permute(0, 2, 3, 1).is_contiguous():
+        k = plan.pool_choice(self, stack)
+        if k is None:
             return super().forward(x)
         return stacked_avg_pool2d(stack, k).unflatten(0, x.shape[:2])
 
@@ -109,6 +122,8 @@ class AvgPool2d(_TimeDistributed, nn.AvgPool2d):
         return k if plain and k is not None and k == s else None
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        if plan.recording():
+            plan.note(plan.totals_choice(self), self)
         return nn.AvgPool2d.forward(self, x)
 
 
@@ -205,6 +220,8 @@ def run_layers(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     """
     i, n = 0, len(layers)
     while i < n:
+        if plan.recording() and not isinstance(layers[i], SpikingModule):
+            plan.note(plan.foreign_choice(layers[i]), layers[i])
         fused = getattr(layers[i], "forward_fused", None)
         y = fused(x, layers[i + 1]) if fused is not None and i + 1 < n else None
         if y is None:

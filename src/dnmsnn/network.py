@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from . import plan
 from ._checks import check_choice, check_finite, check_sequence
 from .errors import InputError
-from .functional.neuron import fused_enabled, integrator_readout, temporal_grad_enabled
+from .functional.neuron import integrator_readout
 from .layers import Sequential, run_layers
-from .module import has_hooks
 from .neurons import IF, LIF, Integrator
 
 READOUTS = ("final", "sum", "mean")
@@ -31,6 +31,20 @@ def read_out(trace: torch.Tensor, readout: str) -> torch.Tensor:
     if readout == "sum":
         return trace.sum(0)
     return trace.mean(0)
+
+
+def prefix_readouts(trace: torch.Tensor, readout: str) -> torch.Tensor:
+    """The readout of every prefix of the trace, ``out[t] = read_out(trace[:t+1], readout)`` [T, B, ...]: the
+    logits the network would give if it stopped after step t (``sum`` of spike outputs: the counts so far).
+    Gradients reach every step (unlike the spatial rule's ``running_readout``); ``out[T-1]`` is the readout."""
+    check_choice(readout, "readout", READOUTS)
+    if readout == "final":
+        return trace
+    total = torch.cumsum(trace, 0)
+    if readout == "sum":
+        return total
+    steps = torch.arange(1, trace.shape[0] + 1, dtype=trace.dtype, device=trace.device)
+    return total / steps.view(-1, *([1] * (trace.dim() - 1)))
 
 
 class Network(Sequential):
@@ -68,7 +82,7 @@ class Network(Sequential):
         :func:`~dnmsnn.functional.no_temporal_grad` is active.
         """
         self.check_input(x)
-        if not self._closed_form_readout():
+        if not plan.readout_choice(self):
             return read_out(self(x), self.readout)
         *body, out = self
         x = run_layers(body, x)
@@ -76,13 +90,6 @@ class Network(Sequential):
         check_finite(x, "Integrator")
         out.v_trace = None
         return integrator_readout(x, out.beta, self.readout)
-
-    def _closed_form_readout(self) -> bool:
-        if not len(self) or type(self[-1]) is not Integrator or self[-1].record:
-            return False
-        if not (fused_enabled() and temporal_grad_enabled()):
-            return False
-        return not (has_hooks(self) or has_hooks(self[-1]))
 
     def neurons(self) -> Iterator[tuple[str, nn.Module]]:
         """(name, module) of every LIF / IF / Integrator layer, in order."""

@@ -6,16 +6,19 @@ there is no state to forget to reset. ``record=True`` keeps the pre-reset potent
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from . import functional as F
+from . import plan
 from ._checks import check_choice, check_finite, check_sequence
 from .errors import InputError
 from .functional.surrogate import Surrogate, get_surrogate
-from .layers import AvgPool2d, Linear
-from .module import SpikingModule, has_hooks
+from .layers import Linear
+from .module import SpikingModule
+from .neuron_registry import NeuronKind, register_neuron
 from .totals import StraightThroughTotals, is_recording
 
 RESETS = ("zero", "subtract")
@@ -87,56 +90,45 @@ class _SpikingNeuron(SpikingModule):
         check_sequence(x, type(self).__name__)
         check_finite(x, type(self).__name__)
         self._check_threshold_shape(x.shape[1:])
-        spikes, trace = F.neuron_sequence(x, self.parameters_tuple(x.dtype), record=self.record)
+        p = self.parameters_tuple(x.dtype)
+        if plan.recording():
+            plan.note(plan.neuron_choice(x, p, self), self)
+        spikes, trace = F.neuron_sequence(x, p, record=self.record)
         self.v_trace = None if trace is None else trace.detach()
         if is_recording():
             self._accumulate(x.detach().sum(0), spikes.detach().sum(0))
         return spikes
 
     def forward_fused(self, x: torch.Tensor, nxt: nn.Module) -> torch.Tensor | None:
-        """``nxt(self(x))`` as one node where that applies, else None (then both layers run as usual).
+        """``nxt(self(x))`` as one node where :func:`dnmsnn.plan.pair_choice` says so, else None (then both
+        layers run as usual). Called by :func:`~dnmsnn.layers.run_layers`. Two pairs fuse, with the same values:
 
-        Called by :func:`~dnmsnn.layers.run_layers`. Two pairs fuse, with the same values:
-
-        * a Linear after the neuron, with gradients on: the spikes are kept as bytes (less memory, see
-          :func:`~dnmsnn.functional.neuron_linear_sequence`);
+        * a Linear (``dnmsnn.Linear`` or a plain ``torch.nn.Linear``) after the neuron, with gradients on: the
+          spikes are kept as bytes (less memory, see :func:`~dnmsnn.functional.neuron_linear_sequence`);
         * a k x k AvgPool2d with stride k after the neuron on channels-last conv output (a stacked
           :class:`~dnmsnn.layers.Conv2d`), with or without gradients: the spikes are pooled inside the C++
           kernel and never written (see :func:`~dnmsnn.functional.neuron_pool_sequence`).
-
-        Not taken (None) when it would hide something: a recorded trace, totals recording, module hooks,
-        a subclass overriding forward, the reference path, autocast.
         """
-        if type(self).forward is not _SpikingNeuron.forward or self.record or is_recording():
-            return None
-        if not F.fused_enabled() or torch.is_autocast_enabled(x.device.type) or has_hooks(self) or has_hooks(nxt):
-            return None
-        if type(nxt).forward is AvgPool2d.forward:
-            return self._forward_pooled(x, nxt)
-        if type(nxt).forward is not Linear.forward or not torch.is_grad_enabled():
-            return None
-        if not (x.requires_grad or self.threshold.requires_grad or any(p.requires_grad for p in nxt.parameters())):
+        choice = plan.pair_choice(self, nxt, x)
+        if choice is None:
             return None
         name = type(self).__name__
+        self.v_trace = None
+        if choice.block == "neuron+pool":  # the kernel rejects NaN / Inf itself
+            return F.neuron_pool_sequence(x, self.parameters_tuple(x.dtype), nxt.square_window(), who=name)
         check_sequence(x, name)
         check_finite(x, name)
         self._check_threshold_shape(x.shape[1:])
-        nxt.check_input(x)  # the spikes have x's shape
-        self.v_trace = None
+        if isinstance(nxt, Linear):
+            nxt.check_input(x)  # the spikes have x's shape
+        elif x.dim() < 3 or x.shape[-1] != nxt.in_features:
+            raise InputError(f"{type(nxt).__name__} expects {nxt.in_features} input features, got shape "
+                             f"{tuple(x.shape)}")
         return F.neuron_linear_sequence(x, self.parameters_tuple(x.dtype), nxt.weight, nxt.bias)
 
-    def _forward_pooled(self, x: torch.Tensor, pool: AvgPool2d) -> torch.Tensor | None:
-        """``pool(self(x))`` through the pooling kernel, or None where it does not apply."""
-        k = pool.square_window()
-        if k is None or x.dim() != 5 or not F.stacked_conv_applies(x.flatten(0, 1)):
-            return None
-        p = self.parameters_tuple(x.dtype)
-        if not F.neuron_pool_fusable(x, p, k):
-            return None
-        self.v_trace = None
-        return F.neuron_pool_sequence(x, p, k, who=type(self).__name__)  # the kernel rejects NaN / Inf
-
     def step(self, x: torch.Tensor, state: F.NeuronState | None = None) -> tuple[torch.Tensor, F.NeuronState]:
+        if plan.recording():
+            plan.note(plan.step_choice(self), self)
         s, state, _ = F.neuron_step(x, state, self.parameters_tuple(x.dtype))
         if is_recording():
             self._accumulate(x.detach(), s.detach())
@@ -161,6 +153,8 @@ class _SpikingNeuron(SpikingModule):
                              "and a slope S set by the asf rule")
         if self.fo_total.shape != x.shape:
             raise InputError(f"recorded totals {tuple(self.fo_total.shape)} do not match the input {tuple(x.shape)}")
+        if plan.recording():
+            plan.note(plan.totals_choice(self), self)
         return StraightThroughTotals.apply(x, self.fo_total, self.totals_slope)
 
     def extra_repr(self) -> str:
@@ -181,6 +175,8 @@ class LIF(_SpikingNeuron):
     The input x[k] enters H[k], which may fire in the same step k (Bondarev's convention; we read
     Wu et al.'s printed V(t+1) = V(t) + I(t) the same way).
     """
+
+    kind: ClassVar[str] = "lif"
 
     def __init__(
         self,
@@ -216,6 +212,8 @@ class LIF(_SpikingNeuron):
 class IF(_SpikingNeuron):
     """Integrate-and-fire layer (no leak; ASF's IF neuron): ``H[k] = V[k-1] + x[k]``, then fire and reset as LIF."""
 
+    kind: ClassVar[str] = "if"
+
     def __init__(
         self,
         threshold: float | torch.Tensor = 1.0,
@@ -232,6 +230,15 @@ class IF(_SpikingNeuron):
         super().__init__(threshold=threshold, v_reset=v_reset, reset=reset, surrogate=surrogate,
                          detach_reset=detach_reset, strict=strict, learn_threshold=learn_threshold,
                          record=record, surrogate_param=surrogate_param)
+
+
+def _no_leak(*, beta: float | None = None, tau: float | None = None, **common: object) -> IF:
+    return IF(**common)  # type: ignore[arg-type]
+
+
+register_neuron(NeuronKind("lif", LIF, "leaky integrate-and-fire: beta form (Bondarev) or tau form (Cao et al., "
+                           "Wu et al.)", paper="Bondarev; Cao et al.; Wu et al."))
+register_neuron(NeuronKind("if", _no_leak, "integrate-and-fire, no leak (Wu et al.'s IF)", paper="Wu et al."))
 
 
 class Integrator(SpikingModule):

@@ -99,6 +99,7 @@ from .errors import DnmsnnError, InputError
 from .functional.surrogate import get_surrogate
 from .layers import AvgPool2d, Conv2d, Dropout, Flatten, Linear, Residual, Sequential
 from .network import Network
+from .neuron_registry import kind_of
 from .neurons import IF, LIF, Integrator
 
 META = "dnmsnn"
@@ -214,6 +215,10 @@ class _Exporter:
             return _with_meta(nir.Flatten(input_type={"input": np.array(shape_in)}, start_dim=0, end_dim=-1),
                               meta), "flatten"
         if isinstance(m, (LIF, IF)):
+            kind = kind_of(m)
+            if kind is not None and kind.nir is not None:
+                raise InputError(f"layer {path or '(root)'}: {type(m).__name__} ({kind.name}) cannot be exported: "
+                                 f"{kind.nir}")
             return self.neuron(m, shape_out, meta)
         if isinstance(m, Integrator):
             meta["beta"] = m.beta

@@ -16,6 +16,7 @@ no time constant); NIR export writes the LIF with the learned tau of the moment.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -24,11 +25,14 @@ from . import functional as F
 from . import settings
 from .errors import InputError
 from .functional.surrogate import Surrogate
+from .neuron_registry import NeuronKind, register_neuron
 from .neurons import LIF
 
 
 class ParametricLIF(LIF):
     """LIF with a learnable membrane time constant, ``1 / tau = sigmoid(w)`` (Fang et al. 2021)."""
+
+    kind: ClassVar[str] = "plif"
 
     def __init__(
         self,
@@ -76,3 +80,15 @@ class ParametricLIF(LIF):
 
     def extra_repr(self) -> str:
         return f"learned tau={self.tau:.4g} (init {self._tau_init:g}), " + super().extra_repr().split(", ", 1)[1]
+
+
+def _build(*, beta: float | None = None, tau: float | None = None, **common: object) -> ParametricLIF:
+    if beta is not None:
+        raise InputError("the parametric LIF (plif) learns tau (1 / tau = sigmoid(w)); give tau, not beta")
+    return ParametricLIF(tau=2.0 if tau is None else tau, **common)  # type: ignore[arg-type]
+
+
+register_neuron(NeuronKind(
+    "plif", _build, "LIF with a learned membrane time constant, 1 / tau = sigmoid(w) (starts at tau, default 2)",
+    paper="Fang et al. 2021",
+    runs_on="the step-by-step autograd loop: the fused kernels take tau as a constant, so w would get no gradient"))

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..graph import layer_labels
 from ..layers import AvgPool2d, Dropout, Flatten, MaxPool2d, Residual
 from ..neurons import IF, LIF, Integrator
 
@@ -275,35 +276,6 @@ def _labelled(summary: dict[str, Any], network: nn.Module) -> dict[str, Any]:
     for row in summary["layers"]:
         row["label"] = labels.get(row["name"], row["name"])
     return summary
-
-
-def layer_labels(network: nn.Module) -> dict[str, str]:
-    """A readable role for each synapse and neuron layer, by module name: ``conv1``, ``fc2`` for synapses,
-    ``conv1 LIF`` for the neurons that fire on them (``block2 LIF`` on a residual block's sum),
-    ``output Integrator`` for the last neuron layer,
-    ``input`` for the encoded input (the names figures and tables show instead of ``layer 3.body.1``)."""
-    labels, counts, last = {"input": "input"}, {"conv": 0, "fc": 0, "block": 0}, ""
-    neurons, block = [], None  # block: (module name, label) of the residual block being walked
-    for name, module in network.named_modules():
-        kind = type(module).__name__
-        if block and not name.startswith(block[0] + "."):  # past a residual block: neurons fire on its sum
-            last, block = block[1], None
-        if isinstance(module, Residual):
-            counts["block"] += 1
-            block = (name, labels.setdefault(name, f"block{counts['block']}"))
-        elif kind in ("Conv2d", "Conv1d") or isinstance(module, nn.Conv2d):
-            counts["conv"] += 1
-            last = labels[name] = f"conv{counts['conv']}"
-        elif kind == "Linear" or isinstance(module, nn.Linear):
-            counts["fc"] += 1
-            last = labels[name] = f"fc{counts['fc']}"
-        elif isinstance(module, (LIF, IF, Integrator)):
-            labels[name] = f"{last} {kind}".strip() if last else kind
-            neurons.append((name, kind))
-    if neurons:
-        name, kind = neurons[-1]
-        labels[name] = f"output {kind}"
-    return labels
 
 
 def energy_pj(synops: float, macs: float = 0.0, e_ac: float = E_AC_PJ, e_mac: float = E_MAC_PJ) -> float:

@@ -15,7 +15,7 @@ import torch
 
 from ..encoders import PoissonEncoder
 from ..errors import DnmsnnError
-from .activity import layer_labels
+from ..graph import layer_labels
 from .runs import load_metrics, load_results, mean_std
 
 FORMATS = ("png", "svg")

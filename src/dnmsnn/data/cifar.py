@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dnmsnn.data.checksums import check_file
+from dnmsnn.data.locate import candidate_folders, file_digests, find_folder, not_found_error
 from dnmsnn.errors import DataError, InputError
 
-__all__ = ["CIFAR10_CLASSES", "RECORD_BYTES", "read_cifar10_bin", "read_cifar10_classes"]
+__all__ = [
+    "CIFAR10_CLASSES", "RECORD_BYTES", "CifarSplit", "load_cifar10_split", "read_cifar10_bin", "read_cifar10_classes",
+]
 
 RECORD_BYTES = 1 + 3 * 32 * 32
 CIFAR10_CLASSES: tuple[str, ...] = (
@@ -102,3 +107,84 @@ def _check_max_records(max_records: int) -> int:
     if isinstance(max_records, bool) or not isinstance(max_records, (int, np.integer)) or max_records < 1:
         raise InputError(f"max_records must be a positive integer or None, got {max_records!r}")
     return int(max_records)
+
+
+# ---------------------------------------------------------------------------------------------- the files
+CIFAR_FULL = {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test": ("test_batch.bin",)}
+CIFAR_PARTIAL = {"train": ("data_batch_1_first4000.bin",), "test": ("test_batch_first1000.bin",)}
+CIFAR_PARTIAL_LABELS = "train_labels_all50000.bin"
+CIFAR_META = "batches.meta.txt"
+CIFAR_FULL_FOLDERS = ("cifar-10-batches-bin", "cifar10")
+CIFAR_PARTIAL_FOLDERS = ("cifar10-partial",)
+
+
+@dataclass(frozen=True)
+class CifarSplit:
+    """One split as read: uint8 images [N, 3, 32, 32], int64 labels, class names, the folder, the files read
+    (each with its MD5), whether it is the partial subset and how many images its first file holds."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    folder: Path
+    files: dict[str, str]
+    partial: bool
+    in_file: int
+
+
+def load_cifar10_split(split: str, data_dir: Path, limit: int | None, others: set[str]) -> CifarSplit:
+    """The full official batches if present, else the 4,000 / 1,000-image subset; checksums verified, the
+    subset's labels cross-checked against its label file. ``others``: the other datasets' folder names."""
+    folder, paths, partial = _locate_cifar10(split, data_dir, others)
+    meta = folder / CIFAR_META
+    files = [*paths, *([meta] if meta.is_file() else [])]
+    for path in files:
+        check_file(path)
+    images, labels = _read_cifar_files(paths, limit)
+    if partial and split == "train":
+        _cross_check_partial_labels(folder, paths[0], labels)
+    classes = read_cifar10_classes(meta) if meta.is_file() else list(CIFAR10_CLASSES)
+    return CifarSplit(images, labels, classes, folder, file_digests(files), partial,
+                      paths[0].stat().st_size // RECORD_BYTES)
+
+
+def _locate_cifar10(split: str, data_dir: Path, others: set[str]) -> tuple[Path, list[Path], bool]:
+    """The full official batches if present, else the partial files; an incomplete full copy is an error."""
+    looked: list[str] = []
+    full = [(f,) for f in CIFAR_FULL[split]]
+    found = find_folder(data_dir, CIFAR_FULL_FOLDERS, full, looked, others)
+    if found is not None:
+        return found[0], found[1], False
+    hint = "cifar-10-batches-bin/ (or cifar10-partial/)"
+    candidates = candidate_folders(data_dir, CIFAR_FULL_FOLDERS, [], others)
+    if any(d.is_dir() and any((d / f).is_file() for f in CIFAR_FULL[split]) for d in candidates):
+        raise not_found_error("cifar10", split, data_dir, looked, hint)  # an incomplete full copy
+    found = find_folder(data_dir, CIFAR_PARTIAL_FOLDERS, [(f,) for f in CIFAR_PARTIAL[split]], looked, others)
+    if found is None:
+        raise not_found_error("cifar10", split, data_dir, looked, hint)
+    return found[0], found[1], True
+
+
+def _read_cifar_files(paths: list[Path], limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    images, labels, remaining = [], [], limit
+    for path in paths:
+        if remaining is not None and remaining <= 0:
+            break
+        x, y = read_cifar10_bin(path, max_records=remaining)
+        images.append(x)
+        labels.append(y)
+        if remaining is not None:
+            remaining -= len(y)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _cross_check_partial_labels(folder: Path, batch: Path, labels: np.ndarray) -> None:
+    label_file = folder / CIFAR_PARTIAL_LABELS
+    if not label_file.is_file():
+        return
+    check_file(label_file)
+    all_labels = np.fromfile(label_file, dtype=np.uint8, count=len(labels)).astype(np.int64)
+    if len(all_labels) != len(labels) or not np.array_equal(all_labels, labels):
+        raise DataError(
+            f"{batch}: its labels disagree with {label_file}; one of the two files is corrupt, re-copy both"
+        )

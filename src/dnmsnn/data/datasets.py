@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dnmsnn.data.checksums import check_file, md5sum
-from dnmsnn.data.cifar import CIFAR10_CLASSES, RECORD_BYTES, read_cifar10_bin, read_cifar10_classes
+from dnmsnn.data.checksums import check_file
+from dnmsnn.data.cifar import CIFAR10_CLASSES, CIFAR_FULL_FOLDERS, CIFAR_PARTIAL_FOLDERS, load_cifar10_split
 from dnmsnn.data.digits import DIGITS_CLASSES, load_digits_split
 from dnmsnn.data.idx import read_idx
+from dnmsnn.data.locate import DATA_DIR_ENV, absolute, file_digests, find_folder, norm, not_found_error
 from dnmsnn.errors import DataError, InputError
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "split_validation",
 ]
 
-DATA_DIR_ENV = "DNMSNN_DATA_DIR"
 SPLITS = ("train", "test")
 
 
@@ -199,12 +199,23 @@ _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-_CIFAR_FULL = {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test": ("test_batch.bin",)}
-_CIFAR_PARTIAL = {"train": ("data_batch_1_first4000.bin",), "test": ("test_batch_first1000.bin",)}
-_CIFAR_PARTIAL_LABELS = "train_labels_all50000.bin"
-_CIFAR_META = "batches.meta.txt"
-_CIFAR_FULL_FOLDERS = ("cifar-10-batches-bin", "cifar10")
-_CIFAR_PARTIAL_FOLDERS = ("cifar10-partial",)
+def _load_cifar10(split: str, data_dir: Path, limit: int | None) -> ArrayDataset:
+    got = load_cifar10_split(split, data_dir, limit, _other_folders("cifar10"))
+    if got.partial:
+        warnings.warn(
+            f"cifar10: only the partial CIFAR-10 subset was found in {absolute(got.folder)} "
+            f"({got.in_file:,} {split} images; a 4,000/1,000-image subset): "
+            "this is NOT full CIFAR-10, do not report results on it as CIFAR-10 numbers",
+            PartialDatasetWarning,
+            stacklevel=3,
+        )
+    return ArrayDataset(_to_float(got.images), torch.from_numpy(got.labels), got.classes,
+                        "cifar10-partial" if got.partial else "cifar10", got.files)
+
+
+def _other_folders(name: str) -> set[str]:
+    """The normalised folder names of every dataset but ``name`` (a data dir that is one of them is skipped)."""
+    return {norm(f) for key, info in DATASETS.items() if key != name for f in info.folders}
 
 
 def _load_digits(split: str, data_dir: Path, limit: int | None) -> ArrayDataset:
@@ -225,84 +236,18 @@ def _idx_loader(name: str) -> Callable[[str, Path, int | None], ArrayDataset]:
         images, labels = images[:limit], labels[:limit]
         return ArrayDataset(
             _to_float(images[:, None]), torch.from_numpy(labels.astype(np.int64)), list(info.classes), name,
-            _file_digests([img_path, lbl_path]),
+            file_digests([img_path, lbl_path]),
         )
 
     return load
 
 
-def _load_cifar10(split: str, data_dir: Path, limit: int | None) -> ArrayDataset:
-    folder, paths, partial = _locate_cifar10(split, data_dir)
-    meta = folder / _CIFAR_META
-    for path in [*paths, *([meta] if meta.is_file() else [])]:
-        check_file(path)
-    images, labels = _read_cifar_files(paths, limit)
-    if partial and split == "train":
-        _cross_check_partial_labels(folder, paths[0], labels)
-    if partial:
-        warnings.warn(
-            f"cifar10: only the partial CIFAR-10 subset was found in {_abs(folder)} "
-            f"({paths[0].stat().st_size // RECORD_BYTES:,} {split} images; a 4,000/1,000-image subset): "
-            "this is NOT full CIFAR-10, do not report results on it as CIFAR-10 numbers",
-            PartialDatasetWarning,
-            stacklevel=3,
-        )
-    classes = read_cifar10_classes(meta) if meta.is_file() else list(CIFAR10_CLASSES)
-    name = "cifar10-partial" if partial else "cifar10"
-    return ArrayDataset(_to_float(images), torch.from_numpy(labels), classes, name,
-                        _file_digests([*paths, *([meta] if meta.is_file() else [])]))
-
-
-def _file_digests(paths: Sequence[Path]) -> dict[str, str]:
-    """{absolute path: MD5} of the files a split was read from (the digests are cached by check_file)."""
-    return {str(_abs(p)): md5sum(p) for p in paths}
-
-
-def _locate_cifar10(split: str, data_dir: Path) -> tuple[Path, list[Path], bool]:
-    """The full official batches if present, else the partial files; an incomplete full copy is an error."""
-    looked: list[str] = []
-    full = [(f,) for f in _CIFAR_FULL[split]]
-    found = _find_folder(data_dir, _CIFAR_FULL_FOLDERS, full, "cifar10", looked)
-    if found is not None:
-        return found[0], found[1], False
-    hint = "cifar-10-batches-bin/ (or cifar10-partial/)"
-    candidates = _candidate_folders(data_dir, _CIFAR_FULL_FOLDERS, "cifar10", [])
-    if any(d.is_dir() and any((d / f).is_file() for f in _CIFAR_FULL[split]) for d in candidates):
-        raise _not_found_error("cifar10", split, data_dir, looked, hint)  # an incomplete full copy
-    found = _find_folder(
-        data_dir, _CIFAR_PARTIAL_FOLDERS, [(f,) for f in _CIFAR_PARTIAL[split]], "cifar10", looked
-    )
-    if found is None:
-        raise _not_found_error("cifar10", split, data_dir, looked, hint)
-    return found[0], found[1], True
-
-
-def _read_cifar_files(paths: list[Path], limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    images, labels, remaining = [], [], limit
-    for path in paths:
-        if remaining is not None and remaining <= 0:
-            break
-        x, y = read_cifar10_bin(path, max_records=remaining)
-        images.append(x)
-        labels.append(y)
-        if remaining is not None:
-            remaining -= len(y)
-    return np.concatenate(images), np.concatenate(labels)
-
-
-def _cross_check_partial_labels(folder: Path, batch: Path, labels: np.ndarray) -> None:
-    label_file = folder / _CIFAR_PARTIAL_LABELS
-    if not label_file.is_file():
-        return
-    check_file(label_file)
-    all_labels = np.fromfile(label_file, dtype=np.uint8, count=len(labels)).astype(np.int64)
-    if len(all_labels) != len(labels) or not np.array_equal(all_labels, labels):
-        raise DataError(
-            f"{batch}: its labels disagree with {label_file}; one of the two files is corrupt, re-copy both"
-        )
-
-
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """What is known about dataset ``name`` without reading its files: its shape, classes, folders."""
+    return DATASETS[_canonical_name(name)]
 
 
 def _canonical_name(name: str) -> str:
@@ -318,57 +263,10 @@ def _locate(
     name: str, split: str, data_dir: Path, folders: tuple[str, ...], wanted: list[tuple[str, ...]]
 ) -> tuple[Path, list[Path]]:
     looked: list[str] = []
-    found = _find_folder(data_dir, folders, wanted, name, looked)
+    found = find_folder(data_dir, folders, wanted, looked, _other_folders(name))
     if found is None:
-        raise _not_found_error(name, split, data_dir, looked, f"{folders[0]}/")
+        raise not_found_error(name, split, data_dir, looked, f"{folders[0]}/")
     return found
-
-
-def _find_folder(
-    data_dir: Path, folders: tuple[str, ...], wanted: list[tuple[str, ...]], name: str, looked: list[str]
-) -> tuple[Path, list[Path]] | None:
-    """First candidate folder holding every wanted file (each given as alternative names); log the misses."""
-    for folder in _candidate_folders(data_dir, folders, name, looked):
-        if not folder.is_dir():
-            looked.append(f"{_under(folder, data_dir)}: no such folder")
-            continue
-        paths = [next((folder / alt for alt in alts if (folder / alt).is_file()), None) for alts in wanted]
-        missing = [" or ".join(alts) for alts, p in zip(wanted, paths, strict=True) if p is None]
-        if not missing:
-            return folder, [p for p in paths if p is not None]
-        looked.append(f"{_under(folder, data_dir)}: missing {', '.join(missing)}")
-    return None
-
-
-def _candidate_folders(data_dir: Path, folders: tuple[str, ...], name: str, looked: list[str]) -> list[Path]:
-    """data_dir/<folder> for each folder, then data_dir itself unless it is another dataset's folder."""
-    candidates = [data_dir / f for f in folders]
-    own = {_norm(f) for f in folders}
-    others = {_norm(f) for key, info in DATASETS.items() if key != name for f in info.folders}
-    dir_name = _norm(_abs(data_dir).name)
-    if dir_name in own or dir_name not in others:
-        candidates.append(data_dir)
-    elif not any(line.startswith("./: skipped") for line in looked):
-        looked.append("./: skipped, it is the folder of another dataset")
-    return candidates
-
-
-def _under(folder: Path, data_dir: Path) -> str:
-    """A candidate folder as shown in a not-found message: relative to the data dir (``./`` for itself)."""
-    return "./" if folder == data_dir else f"{folder.relative_to(data_dir)}/"
-
-
-def _abs(path: Path) -> Path:
-    return Path(os.path.abspath(path))
-
-
-def _not_found_error(name: str, split: str, data_dir: Path, looked: list[str], folder_hint: str) -> DataError:
-    """One line: what is missing, where it was looked for, and the fix."""
-    return DataError(
-        f"dataset {name!r} ({split} split) not found under data dir {_abs(data_dir)} "
-        f"(looked at: {'; '.join(looked)}); pass --data-dir (data_dir=) or set {DATA_DIR_ENV} to the folder "
-        f"that holds {folder_hint}, or to that folder itself"
-    )
 
 
 def _check_idx_arrays(
@@ -446,10 +344,6 @@ def _largest_remainder(counts: list[int], total: int) -> list[int]:
     return quotas
 
 
-def _norm(folder: str) -> str:
-    return folder.lower().replace("-", "").replace("_", "")
-
-
 def _describe(value: object) -> str:
     if isinstance(value, torch.Tensor):
         return f"{value.dtype} tensor of shape {list(value.shape)}"
@@ -499,7 +393,7 @@ DATASETS: dict[str, DatasetInfo] = {
         "cifar10",
         (3, 32, 32),
         CIFAR10_CLASSES,
-        (*_CIFAR_FULL_FOLDERS, *_CIFAR_PARTIAL_FOLDERS),
+        (*CIFAR_FULL_FOLDERS, *CIFAR_PARTIAL_FOLDERS),
         "CIFAR-10 binary batches in cifar-10-batches-bin/ (falls back to cifar10-partial/)",
         _load_cifar10,
     ),

@@ -15,14 +15,12 @@ from .neuron import (
     integrator_readout_weights,
     integrator_sequence,
     integrator_step,
-    neuron_linear_sequence,
-    neuron_pool_sequence,
-    neuron_sequence,
     neuron_step,
     no_temporal_grad,
     reference_path,
     temporal_grad_enabled,
 )
+from .sequence import neuron_linear_sequence, neuron_pool_sequence, neuron_sequence
 from .spike_matmul import spike_matmul, spike_matmul_enabled
 from .surrogate import SURROGATES, Surrogate, get_surrogate, spike
 

@@ -1,8 +1,8 @@
 """Reuse of the large buffers the fused neuron nodes allocate (H, spikes, gradients, chunk buffers).
 
 glibc hands tensors above its mmap threshold (at most 32 MB) straight to ``mmap`` and returns them to
-the kernel on free, so every training step pays page faults for them again (on this kind of VM about
-0.5 ms per MB, more than the LIF arithmetic itself). The pool keeps the storage of the buffers it
+the kernel on free, so every training step pays page faults for them again (on the VMs we measured, more
+than the LIF arithmetic itself: reports/performance.md). The pool keeps the storage of the buffers it
 handed out and gives a storage back out once nothing else refers to it (its use count is the pool's
 own reference only), for a request of exactly the same byte size. So a tensor a user still holds
 (``v_trace``, returned spikes, a saved tensor awaiting backward) is never reused.

@@ -1,9 +1,10 @@
 """Convolution and average pooling of a time-stacked ``[T*B, C, H, W]`` batch, channels-last, in chunks.
 
 A spiking conv layer applies one convolution to all T x B images. Done naively (one ``F.conv2d`` on
-the NCHW stack), two things cost time on the CPU: oneDNN's channels-first kernels (a 20 -> 50 channel
-5x5 convolution runs ~1.5x faster on channels-last data) and the size of the stack (a 1 -> 20 channel
-layer on 1280 images writes 59 MB and runs ~3x slower than the same work in chunks that stay in cache).
+the NCHW stack), two things cost time on the CPU: oneDNN's channels-first kernels (slower than its
+channels-last ones for the LeNet's layers) and the size of the stack (a wide first layer on T x B images
+writes tens of MB, far slower than the same work in chunks that stay in cache); the measurements are in
+reports/performance.md.
 So here
 
 * the convolution runs on channels-last data, ``chunk_rows`` images at a time (forward and backward:
@@ -13,7 +14,7 @@ So here
 * average pooling with stride = kernel (Wu et al.'s P2), ``y[n, c, i, j] = sum_{a, b < k} x[n, c, k i + a,
   k j + b] / k^2``, runs ATen's channels-last kernel into a reused buffer (the values of ``F.avg_pool2d``,
   bitwise); its backward writes ``dL/dy / k^2`` into each window in one broadcast copy (ATen's backward
-  zero-fills and scatters, ~3x slower).
+  zero-fills and scatters, which measured slower: reports/performance.md).
 
 A stride-1 convolution whose input holds only 0 and 1 (spikes, a rate-coded image) can run forward as
 table lookups instead (:func:`~dnmsnn.functional.spike_matmul.spike_conv_ones`, written straight into the

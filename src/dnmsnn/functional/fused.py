@@ -36,7 +36,7 @@ import contextlib
 import torch
 from torch.autograd.function import once_differentiable
 
-from .. import settings
+from .. import plan, settings
 from .._checks import check_choice
 from ..errors import InputError
 from . import cpp
@@ -84,24 +84,13 @@ def charge_slopes(p: NeuronParameters) -> tuple[float, float]:
 
 
 def _kernel(x: torch.Tensor, p: NeuronParameters):
-    """The C++ module when the chosen backend is (or "auto" resolves to) the kernel, else None."""
-    backend = settings.current().backend
-    if backend in ("torch", "reference"):
-        return None
-    why = None
-    if x.device.type != "cpu":
-        why = f"runs on the CPU only (input on {x.device})"
-    elif x.dtype not in (torch.float32, torch.float64):
-        why = f"supports float32/float64, not {x.dtype}"
-    elif type(p.surrogate) not in _SURROGATE_CODES:
-        why = f"knows the built-in surrogates only, not {type(p.surrogate).__name__}"
+    """The C++ module when :func:`dnmsnn.plan.cpp_neuron_reason` finds no reason against it, else None (or, with
+    the ``cpu-kernels`` backend, an InputError giving the reason)."""
+    why = plan.cpp_neuron_reason(x, p)
     if why is None:
-        mod = cpp.load()
-        if mod is not None:
-            return mod
-        why = f"is unavailable: {cpp.status()}"
-    if backend == "cpu-kernels":
-        raise InputError(f"the C++ fused neuron kernel {why}; use fused_backend('auto') or 'python'")
+        return cpp.load()
+    if settings.current().backend == "cpu-kernels":
+        raise InputError(f"{why} (backend 'cpu-kernels' does not fall back); use the backend 'auto' or 'torch'")
     return None
 
 
@@ -297,8 +286,8 @@ def _forward_pooled(x: torch.Tensor, p: NeuronParameters, k: int, want_h: bool,
                     who: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(pooled spikes [T, B, Hgt/k, Wid/k, C], H [T, B, Hgt, Wid, C] or None) of x [T, B, Hgt, Wid, C], no graph.
 
-    The kernel checks x for NaN / Inf as it reads it (no pass of its own: on LeNet's first layer that pass
-    took ~4 % of an inference); ``who`` names the layer in the error."""
+    The kernel checks x for NaN / Inf as it reads it (no separate pass over x, which measured a noticeable
+    share of an inference); ``who`` names the layer in the error."""
     T, B, hgt, wid, c = x.shape
     pooled = POOL.empty((T, B, hgt // k, wid // k, c), x.dtype, x.device)
     h_seq = POOL.empty(x.shape, x.dtype, x.device) if want_h else None

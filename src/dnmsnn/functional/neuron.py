@@ -119,29 +119,6 @@ def neuron_step(
     return s, NeuronState(v), h
 
 
-def neuron_sequence(
-    x: torch.Tensor, p: NeuronParameters, record: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Run the recurrence over x [T, B, ...] from rest: returns (spikes [T, B, ...], H trace or None).
-
-    Uses the fused autograd node (:mod:`dnmsnn.functional.fused`, same values, learnable thresholds
-    included) unless :func:`reference_path` is active.
-    """
-    if settings.current().fused:
-        from .fused import fused_neuron_sequence
-
-        spikes, trace = fused_neuron_sequence(x, p, _TEMPORAL_GRAD.get(), record)
-        return spikes, (trace if record else None)
-    state = initial_state(x[0], p)
-    spikes, trace = [], []
-    for k in range(x.shape[0]):
-        s, state, h = neuron_step(x[k], state, p)
-        spikes.append(s)
-        if record:
-            trace.append(h)
-    return torch.stack(spikes), (torch.stack(trace) if record else None)
-
-
 class IntegratorState(NamedTuple):
     """State of the non-spiking output layer: the accumulated potential v[k]."""
 
@@ -201,35 +178,3 @@ def integrator_readout(x: torch.Tensor, beta: float | None, readout: str) -> tor
         return x.sum(0)
     w = integrator_readout_weights(x.shape[0], beta, readout, x.dtype, x.device)
     return torch.tensordot(w, x, dims=([0], [0]))
-
-
-def neuron_pool_sequence(x: torch.Tensor, p: NeuronParameters, k: int,
-                         who: str = "neuron_pool_sequence") -> torch.Tensor | None:
-    """``F.avg_pool2d`` (k x k, stride k) of ``neuron_sequence(x, p)[0]`` for x [T, B, C, H, W] whose steps are
-    channels-last (a stacked :class:`~dnmsnn.layers.Conv2d`'s output), in one pass of the C++ kernel that
-    never writes the spikes (same values); None where that does not apply (see
-    :func:`~dnmsnn.functional.fused.neuron_pool_fusable`) or inside :func:`reference_path`. NaN or Inf in x
-    (found by the kernel as it reads x): :class:`~dnmsnn.InputError` naming ``who``."""
-    from .fused import fused_neuron_pool, neuron_pool_fusable
-
-    if not (settings.current().fused and neuron_pool_fusable(x, p, k)):
-        return None
-    return fused_neuron_pool(x, p, _TEMPORAL_GRAD.get(), k, who)
-
-
-def neuron_linear_sequence(x: torch.Tensor, p: NeuronParameters, weight: torch.Tensor,
-                           bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.linear(neuron_sequence(x, p)[0], weight, bias)``: a spiking layer and the Linear layer it feeds.
-
-    With gradients and the fused path this is one autograd node that keeps the spikes as bytes
-    (:class:`~dnmsnn.functional.fused.NeuronLinearSequence`: same values, less memory); otherwise the
-    two steps as written.
-    """
-    if settings.current().fused and torch.is_grad_enabled():
-        from .fused import fused_neuron_linear
-
-        return fused_neuron_linear(x, p, _TEMPORAL_GRAD.get(), weight, bias)
-    from .spike_matmul import linear
-
-    spikes, _ = neuron_sequence(x, p)
-    return linear(spikes, weight, bias)

@@ -20,9 +20,9 @@ A stride-1 convolution of a 0/1 input (:func:`spike_conv_ones`, used by the stac
 (``Ci * Kh`` vector additions per output pixel instead of ``Ci * Kh * Kw`` multiply-adds); its weight
 gradient stays oneDNN's.
 
-Whether these kernels beat the dense products depends on the CPU more than on the layer: on the AMD EPYC
-of earlier measurements the spike convolution ran LeNet's first layer 2.6x faster than oneDNN; on an Intel
-Xeon with AVX-512 every product we tried ran 2-25x *slower* than oneDNN / MKL (reports/performance.md).
+Whether these kernels beat the dense products depends on the CPU more than on the layer: on an AMD EPYC
+the spike convolution beat oneDNN on LeNet's first layer, on an Intel Xeon with AVX-512 every product we
+tried was slower than oneDNN / MKL (the numbers: reports/performance.md, section 0).
 So by default ("auto") each kind -- ``linear`` (forward and weight gradient of a Linear on spikes) and
 ``conv`` -- is used only where this machine measured it faster: :func:`machine_choice` times both on fixed
 representative shapes once per machine and kernel build and stores the verdict next to the compiled
@@ -51,7 +51,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from .. import settings
+from .. import plan, settings
 from . import cpp
 
 KINDS = ("linear", "conv")
@@ -82,18 +82,9 @@ def spike_matmul_enabled() -> bool:
 
 
 def _kernels(kind: str, *tensors: torch.Tensor):
-    """The extension module when the spike kernels of ``kind`` apply to these tensors (CPU float32 / uint8)
-    and are switched on or chosen for this machine, else None."""
-    s = settings.current()
-    if not s.cpp or s.spike_kernels is False:
-        return None
-    for t in tensors:
-        if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.uint8):
-            return None
-    mod = cpp.load()
-    if mod is None or (s.spike_kernels is None and not machine_choice().get(kind, {}).get("spike", False)):
-        return None
-    return mod
+    """The extension module when the spike kernels of ``kind`` run on these tensors
+    (:func:`dnmsnn.plan.spike_kernel_reason` finds no reason against them), else None."""
+    return cpp.load() if plan.spike_kernel_reason(kind, *tensors) is None else None
 
 
 def _median_time(fn, repeats: int = 3) -> float:
@@ -293,10 +284,15 @@ class SpikeInputLinear(torch.autograd.Function):
         return gx, gw, gb, None
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``, through the spike kernels when x holds only 0 and 1 (see module doc)."""
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+           module: torch.nn.Module | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, through the spike kernels when x holds only 0 and 1 (see module doc);
+    ``module``: the layer to name in :func:`dnmsnn.plan.explain`."""
+    ones = None
     if x.dim() >= 2 and x.is_contiguous() and x.numel() and not torch.is_autocast_enabled("cpu"):
         ones = count_ones(x.reshape(-1, x.shape[-1]), weight)
-        if ones is not None:
-            return SpikeInputLinear.apply(x, weight, bias, ones)
+    if plan.recording():
+        plan.note(plan.linear_choice(x, weight, ones), *(() if module is None else (module,)))
+    if ones is not None:
+        return SpikeInputLinear.apply(x, weight, bias, ones)
     return torch.nn.functional.linear(x, weight, bias)

@@ -8,6 +8,7 @@ strict Heaviside (spike when V > V_th) and reset to V_reset = 0.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .._checks import check_choice
 from ..errors import InputError
@@ -38,9 +39,10 @@ def init_synapses(net: Network, init: str, gain: float) -> Network:
     return net
 
 
-def _neuron(neuron: str, tau: float, threshold: float, surrogate: str):
+def _neuron(neuron: str, tau: float, threshold: float, surrogate: str, neuron_args: dict[str, Any] | None):
     """Wu et al.'s neurons: strict Heaviside (V > V_th), reset to V_reset = 0."""
-    return neuron_factory(neuron, tau=tau, threshold=threshold, v_reset=0.0, strict=True, surrogate=surrogate)
+    return neuron_factory(neuron, tau=tau, threshold=threshold, v_reset=0.0, strict=True, surrogate=surrogate,
+                          neuron_args=neuron_args)
 
 
 @register_model(summary="ASF LeNet 20C5-P2-50C5-P2-200FC-10FC (IF or LIF, average pooling)", paper="Wu et al.")
@@ -48,6 +50,7 @@ def asf_lenet(
     input_shape: tuple[int, ...] = (1, 28, 28),
     num_classes: int = 10,
     neuron: str = "if",
+    neuron_args: dict[str, Any] | None = None,
     tau: float = 2.0,
     threshold: float = 1.0,
     bias: bool = False,
@@ -62,7 +65,7 @@ def asf_lenet(
     """
     c, h, w = input_shape
     flat = 50 * ((h - 4) // 2 - 4) // 2 * (((w - 4) // 2 - 4) // 2)
-    spike = _neuron(neuron, tau, threshold, surrogate)
+    spike = _neuron(neuron, tau, threshold, surrogate, neuron_args)
     net = Network(
         Conv2d(c, 20, 5, bias=bias), spike(), AvgPool2d(2),
         Conv2d(20, 50, 5, bias=bias), spike(), AvgPool2d(2),
@@ -80,6 +83,7 @@ def asf_vgg(
     num_classes: int = 10,
     width: int = 64,
     neuron: str = "if",
+    neuron_args: dict[str, Any] | None = None,
     tau: float = 2.0,
     threshold: float = 1.0,
     bias: bool = False,
@@ -92,7 +96,7 @@ def asf_vgg(
     """
     c, h, w = input_shape
 
-    spike = _neuron(neuron, tau, threshold, surrogate)
+    spike = _neuron(neuron, tau, threshold, surrogate, neuron_args)
 
     w1, w2, w3 = width, 2 * width, 4 * width
     def conv(cin: int, cout: int) -> Conv2d:

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from .._checks import check_choice
 from ..errors import InputError
-from ..neurons import IF, LIF, Integrator
+from ..neuron_registry import neuron_kind
+from ..neurons import Integrator
 
-NEURONS = ("lif", "if", "plif")
 OUTPUTS = ("integrator", "spiking")
 
 
@@ -28,30 +29,26 @@ def make_neuron(
     detach_reset: bool = False,
     strict: bool = False,
     learn_threshold: bool = False,
+    neuron_args: Mapping[str, Any] | None = None,
 ) -> nn.Module:
-    """A LIF (``beta`` or ``tau`` form), IF or parametric LIF (``plif``: Fang et al.'s learnable tau, starting at
-    ``tau``, default 2; no ``beta`` form) layer from flat keyword arguments."""
-    check_choice(neuron, "neuron", NEURONS)
-    common = dict(threshold=threshold, v_reset=v_reset, reset=reset, surrogate=surrogate,
-                  detach_reset=detach_reset, strict=strict, learn_threshold=learn_threshold,
-                  surrogate_param=surrogate_param)
-    if neuron == "if":
-        return IF(**common)
-    if neuron == "plif":
-        from ..parametric_lif import ParametricLIF  # parametric_lif imports neurons, as this module does
-
-        if beta is not None:
-            raise InputError("the parametric LIF (plif) learns tau (1 / tau = sigmoid(w)); give tau, not beta")
-        return ParametricLIF(tau=2.0 if tau is None else tau, **common)
-    return LIF(beta=beta, tau=tau, **common)
+    """A layer of the registered neuron kind ``neuron`` (:mod:`dnmsnn.neuron_registry`: ``lif`` in the beta or tau
+    form, ``if``, ``plif``, ``alif``, ...) from flat keyword arguments; ``neuron_args`` holds the kind's own
+    arguments (e.g. ``{tau_a: 20, adapt: 1.0}`` for ``alif``)."""
+    kind = neuron_kind(neuron)
+    extra = dict(neuron_args or {})
+    unknown = sorted(set(extra) - set(kind.extra_args))
+    if unknown:
+        raise InputError(f"neuron {neuron!r} takes no argument(s) {', '.join(unknown)} in neuron_args; its own "
+                         f"arguments: {', '.join(kind.extra_args) or 'none'}")
+    return kind.build(beta=beta, tau=tau, threshold=threshold, v_reset=v_reset, reset=reset, surrogate=surrogate,
+                      detach_reset=detach_reset, strict=strict, learn_threshold=learn_threshold,
+                      surrogate_param=surrogate_param, **extra)
 
 
-def neuron_factory(neuron: str = "lif", **kwargs) -> Callable[[], nn.Module]:
-    """A zero-argument maker of identical, independent neuron layers: ``make_neuron(neuron, **kwargs)``.
-
-    ``tau``/``beta`` only apply to ``"lif"`` (``make_neuron`` gives IF none of them).
-    """
-    check_choice(neuron, "neuron", NEURONS)
+def neuron_factory(neuron: str = "lif", **kwargs: Any) -> Callable[[], nn.Module]:
+    """A zero-argument maker of identical, independent neuron layers: ``make_neuron(neuron, **kwargs)`` (checked
+    now: a bad kind or argument fails before any layer is built)."""
+    make_neuron(neuron, **kwargs)
     return lambda: make_neuron(neuron, **kwargs)
 
 

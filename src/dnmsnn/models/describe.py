@@ -12,7 +12,7 @@ from .registry import create, info
 def describe_model(name: str, overrides: Sequence[str] = ()) -> str:
     """A plain-text page about model ``name`` built with ``overrides`` (``ARG=VALUE``, YAML values)."""
     from .. import weights
-    from ..analysis.activity import layer_labels
+    from ..graph import layer_labels
     from ..train.configtools import parse_override
 
     entry = info(name)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from ..layers import Dropout, Flatten, Linear
 from ..network import Network
@@ -16,6 +17,7 @@ def mlp(
     hidden: Sequence[int] = (300, 300),
     num_classes: int = 10,
     neuron: str = "lif",
+    neuron_args: dict[str, Any] | None = None,
     beta: float | None = 0.8187,
     tau: float | None = None,
     threshold: float = 1.0,
@@ -33,11 +35,13 @@ def mlp(
 ) -> Network:
     """Layers: Flatten, then per hidden width Linear (no bias by default: Bondarev) + neuron, then the output.
 
-    ``tau`` set means the tau form (beta is then ignored); ``output="spiking"`` reads spike counts.
+    ``tau`` set means the tau form (beta is then ignored); ``output="spiking"`` reads spike counts;
+    ``neuron_args``: the neuron kind's own arguments (e.g. ``{tau_a: 20, adapt: 1.0}`` for ``neuron="alif"``).
     """
     neuron_kw = dict(beta=None if tau is not None else beta, tau=tau, threshold=threshold, v_reset=v_reset,
                      reset=reset, surrogate=surrogate, surrogate_param=surrogate_param,
-                     detach_reset=detach_reset, strict=strict, learn_threshold=learn_threshold)
+                     detach_reset=detach_reset, strict=strict, learn_threshold=learn_threshold,
+                     neuron_args=neuron_args)
     layers = [Flatten()]
     width = math.prod(input_shape)
     for h in hidden:
@@ -60,6 +64,6 @@ def digits_mlp(
     bias: bool = True,
     output: str = "integrator",
 ) -> Network:
-    """A small LIF network that reaches > 90 % on scikit-learn's digits in seconds."""
+    """A small LIF network for scikit-learn's embedded digits, trained in seconds (``dnmsnn demo``)."""
     return mlp(input_shape=input_shape, hidden=hidden, num_classes=10, beta=beta, threshold=threshold,
                surrogate=surrogate, bias=bias, output=output)

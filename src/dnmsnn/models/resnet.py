@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -110,6 +111,7 @@ def resnet11(
     num_classes: int = 10,
     width: int = 64,
     neuron: str = "lif",
+    neuron_args: dict[str, Any] | None = None,
     tau: float = 2.0,
     threshold: float = 1.0,
     surrogate: str = "atan",
@@ -123,7 +125,7 @@ def resnet11(
     return spiking_resnet(width, blocks, [16 * width], stem_pool=True, final_pool="2x2",
                           input_shape=input_shape, num_classes=num_classes, norm=norm,
                           neuron=neuron_factory(neuron, tau=tau, threshold=threshold, v_reset=0.0, surrogate=surrogate,
-                                                detach_reset=detach_reset), output=output)
+                                                detach_reset=detach_reset, neuron_args=neuron_args), output=output)
 
 
 @register_model(summary="CIFAR ResNet-20 as an SNN: conv16-[16x3, 32x3, 64x3]-GAP-FC10",
@@ -133,6 +135,7 @@ def resnet20(
     num_classes: int = 10,
     width: int = 16,
     neuron: str = "lif",
+    neuron_args: dict[str, Any] | None = None,
     tau: float = 2.0,
     threshold: float = 1.0,
     surrogate: str = "atan",
@@ -146,7 +149,7 @@ def resnet20(
     return spiking_resnet(width, blocks, [], stem_pool=False, final_pool="global", input_shape=input_shape,
                           num_classes=num_classes, norm=norm,
                           neuron=neuron_factory(neuron, tau=tau, threshold=threshold, v_reset=0.0, surrogate=surrogate,
-                                                detach_reset=detach_reset), output=output)
+                                                detach_reset=detach_reset, neuron_args=neuron_args), output=output)
 
 
 def _width_variant(base: Callable[..., Network], width: int, name: str, summary: str, paper: str) -> None:

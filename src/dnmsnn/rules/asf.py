@@ -25,15 +25,14 @@ FO ~= FI / V_th; negative ratios cannot occur elsewhere since FO >= 0. ``mask="s
 neurons that did not fire (FO = 0): with ``slope="neuron"`` that is the gradient of a ReLU rate model, but
 a layer that starts silent (LIF with tau = 2 at our initialisation) then never learns. ``mask="inhibited"``
 zeroes S only where the net input FI <= eps and gives neurons that received positive input without firing
-the slope 1 / V_th (per-neuron mode; the best IF setting on MNIST: 99.43 / 99.38 / 99.41 % in three
-10-epoch runs at lr 1e-3, batch 32, where ``silent`` trailed at every epoch; see reports/asf_mnist.md).
+the slope 1 / V_th (per-neuron mode; the best IF setting on MNIST, where ``silent`` trailed at every
+epoch: the numbers are in reports/asf_mnist.md).
 Neither wakes a layer that is silent as a whole: the layer after it then gets FI = 0 everywhere, so no
 gradient crosses it.
 ``phase1="step"`` (default) runs phase 1 one step at a time, so
-the memory does not depend on T at all (asf_lenet, batch 64: 45 MB at T = 5 and at T = 80);
-``phase1="layer"`` runs it layer by layer over all T: no graph is kept, but the transient activations
-grow with T (64 -> 765 MB) -- faster for small fully connected networks (bondarev_mlp at T = 5: 7,400
-against 4,800 samples/s), as fast as ``"step"`` for the LeNet (benchmarks/results/memory_vs_T_*.md).
+the memory does not depend on T at all; ``phase1="layer"`` runs it layer by layer over all T: no graph is
+kept, but the transient activations grow with T -- faster for small fully connected networks, as fast as
+``"step"`` for the LeNet (the measurements: benchmarks/results/memory_vs_T_*.md).
 """
 from __future__ import annotations
 
@@ -45,7 +44,7 @@ from ..network import Network
 from ..neurons import IF, LIF
 from ..sharding import shard_sum
 from ..totals import recording_totals, reset_totals
-from .base import AuxLoss, LearningRule, PendingBackward, check_batch
+from .base import AuxLoss, LearningRule, PendingBackward, check_batch, no_sequence
 from .registry import register_rule
 
 SLOPES = ("sample", "batch", "neuron")
@@ -158,7 +157,9 @@ class ASF(LearningRule):
         total = trace[-1] if model.readout == "final" else trace.sum(0)
         return total / self.output_scale(model, inputs.shape[0])
 
-    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> PendingBackward:
+    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor,
+                     sequence: bool = False) -> PendingBackward:
+        no_sequence(self, sequence)  # phase 2 runs on totals: there is no output sequence to train
         check_batch(model, inputs, targets)
         T = inputs.shape[0]
         self.record(model, inputs)

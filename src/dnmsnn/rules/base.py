@@ -26,8 +26,10 @@ class PendingBackward:
     """A rule's forward pass over one batch whose backward has not run yet.
 
     ``prediction`` [B, classes] is detached and in the objective's space (what ``aux_loss`` receives, and
-    so what a cohort peer is given); ``finish(aux_loss)`` adds the optional auxiliary term, runs the
-    backward, fills ``.grad`` and returns (loss, logits), both detached.
+    so what a cohort peer is given) -- or, for a pass asked for the output sequence, the readouts of every
+    prefix of the output trace [T, B, classes] (:func:`~dnmsnn.network.prefix_readouts`), which ``aux_loss``
+    then receives instead; ``finish(aux_loss)`` adds the optional auxiliary term, runs the backward, fills
+    ``.grad`` and returns (loss, logits), both detached.
     """
 
     prediction: torch.Tensor
@@ -43,6 +45,14 @@ def task_loss(logits: torch.Tensor, targets: torch.Tensor, name: str = "ce") -> 
         return F.cross_entropy(logits, targets)
     onehot = F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
     return 0.5 * (onehot - logits).pow(2).sum(-1).mean()
+
+
+def no_sequence(rule: LearningRule, sequence: bool) -> None:
+    """The error of a rule asked for its output sequence (``forward_pass(..., sequence=True)``) that has none."""
+    if sequence:
+        raise InputError(f"the {rule.name or type(rule).__name__} rule cannot exchange the output sequence (only "
+                         "bptt trains on a readout of the whole output trace); use a logit exchange (kl, mse, ce) "
+                         "or the bptt rule")
 
 
 def check_batch(model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> None:
@@ -90,11 +100,16 @@ class LearningRule:
         """Give the rule its network's optimizer (used only by rules that step it themselves)."""
         self.optimizer = optimizer
 
-    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> PendingBackward | None:
+    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor,
+                     sequence: bool = False) -> PendingBackward | None:
         """:meth:`loss_backward` split in two: the forward pass now, the backward when the result's ``finish``
         is called. A cohort uses it to hand each member's training prediction to its peers before any
         member's backward, instead of running an extra prediction pass. ``None`` (the default) where the
-        rule cannot split, e.g. when it steps through time with a backward at every step."""
+        rule cannot split, e.g. when it steps through time with a backward at every step.
+
+        ``sequence=True`` asks for the output sequence as the prediction (see :class:`PendingBackward`); a rule
+        whose objective is not a readout of the output trace refuses it (:func:`no_sequence`)."""
+        no_sequence(self, sequence)
         return None
 
     @torch.no_grad()

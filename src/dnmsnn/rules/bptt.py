@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..network import Network
+from ..network import Network, prefix_readouts
 from .base import AuxLoss, LearningRule, PendingBackward, check_batch
 from .registry import register_rule
 
@@ -17,13 +17,23 @@ from .registry import register_rule
 class BPTT(LearningRule):
     """Full backpropagation through time; memory grows linearly with T."""
 
-    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> PendingBackward:
+    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor,
+                     sequence: bool = False) -> PendingBackward:
+        """The forward now, the backward at ``finish``; with ``sequence`` the prediction (and what ``aux_loss``
+        receives) is the readout of every prefix of the output trace, ``prefix_readouts(model(x))`` [T, B, C],
+        whose last step is the logits the task loss sees."""
         check_batch(model, inputs, targets)
-        logits = model.classify(inputs)
+        if sequence:
+            outputs = prefix_readouts(model(inputs), model.readout)
+            logits = outputs[-1]
+        else:
+            outputs = logits = model.classify(inputs)
 
         def finish(aux_loss: AuxLoss | None) -> tuple[torch.Tensor, torch.Tensor]:
-            loss = self.objective(logits, targets, aux_loss)
+            loss = self.objective(logits, targets, None)
+            if aux_loss is not None:
+                loss = loss + aux_loss(outputs)
             loss.backward()
             return loss.detach(), logits.detach()
 
-        return PendingBackward(logits.detach(), finish)
+        return PendingBackward(outputs.detach(), finish)

@@ -33,7 +33,7 @@ from .._checks import check_choice
 from ..errors import InputError
 from ..functional import no_temporal_grad
 from ..network import Network, read_out
-from .base import AuxLoss, LearningRule, PendingBackward, check_batch, task_loss
+from .base import AuxLoss, LearningRule, PendingBackward, check_batch, no_sequence, task_loss
 from .registry import register_rule
 
 STEP_SCALES = ("none", "1/k")
@@ -101,8 +101,11 @@ class Spatial(LearningRule):
             return self._online(model, inputs, targets, aux_loss)
         return super().loss_backward(model, inputs, targets, aux_loss)
 
-    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor) -> PendingBackward | None:
-        """Offline only: the online rule calls backward (and may step the optimizer) at every step."""
+    def forward_pass(self, model: Network, inputs: torch.Tensor, targets: torch.Tensor,
+                     sequence: bool = False) -> PendingBackward | None:
+        """Offline only: the online rule calls backward (and may step the optimizer) at every step. No output
+        sequence: the per-step losses already compare each step's running output with the peers' final one."""
+        no_sequence(self, sequence)
         if self.online:
             return None
         check_batch(model, inputs, targets)

@@ -178,17 +178,20 @@ class CohortConfig:
 
     ``size`` networks of the configured model train together (1: ordinary single-network training);
     member k's loss is its task loss plus ``weight`` (lambda) times the ``exchange`` loss against the
-    other members' predictions of the same batch, with lambda = 0 for the first ``warmup_epochs``.
-    ``temperature`` softens the outputs of the ``kl`` exchange. ``separate_predictions`` takes the
+    other members' predictions of the same batch, with lambda = 0 for the first ``warmup_epochs``, then rising
+    linearly to ``weight`` over ``ramp_epochs`` (0: at once). ``exchange`` is a logit exchange (``kl``, ``mse``,
+    ``ce``) or one of the output sequences after every step (``kl_steps``, ``mse_steps``; bptt only).
+    ``temperature`` softens the outputs of the ``kl`` exchanges. ``separate_predictions`` takes the
     predictions from an extra no-grad pass per member (one member's graph alive at a time) instead of
     from the members' training forwards (all K graphs alive together; no extra pass).
     """
 
     size: int = 1
-    exchange: Literal["kl", "mse", "ce"] = "kl"
+    exchange: Literal["kl", "mse", "ce", "kl_steps", "mse_steps"] = "kl"
     weight: float = 1.0
     temperature: float = 1.0
     warmup_epochs: int = 0
+    ramp_epochs: int = 0
     separate_predictions: bool = False
 
     def validate(self) -> None:
@@ -196,10 +199,15 @@ class CohortConfig:
         _require(self.weight >= 0, "cohort.weight", f"must be >= 0, got {self.weight}")
         _require(self.temperature > 0, "cohort.temperature", f"must be > 0, got {self.temperature}")
         _require(self.warmup_epochs >= 0, "cohort.warmup_epochs", f"must be >= 0, got {self.warmup_epochs}")
+        _require(self.ramp_epochs >= 0, "cohort.ramp_epochs", f"must be >= 0, got {self.ramp_epochs}")
 
     def weight_at(self, epoch: int) -> float:
-        """lambda in (0-based) ``epoch``: 0 during the warm-up."""
-        return 0.0 if epoch < self.warmup_epochs else self.weight
+        """lambda in (0-based) ``epoch``: 0 during the warm-up, then ``weight (e + 1) / ramp_epochs`` in the e-th
+        epoch after it while ``e < ramp_epochs``, then ``weight``."""
+        after = epoch - self.warmup_epochs
+        if after < 0:
+            return 0.0
+        return self.weight * min(1.0, (after + 1) / self.ramp_epochs) if self.ramp_epochs else self.weight
 
 
 @dataclass

@@ -201,8 +201,8 @@ class Trainer:
     def _calibrate(self) -> None:
         """Firing-rate-aware initialisation of every member on the same encoded batch: the first
         ``model.calibration_samples`` training images, encoded at the training T from a stream of their own."""
-        from ..analysis.activity import layer_labels
         from ..calibrate import calibrate_firing
+        from ..graph import layer_labels
 
         cfg = self.cfg
         low, high = cfg.model.firing_rate
@@ -426,10 +426,11 @@ class Trainer:
         self._warm_up_kernels()
         t_start = time.perf_counter()
         params = sum(p.numel() for p in self.model.parameters())
+        ramp = f", ramp {cfg.cohort.ramp_epochs} epochs" if cfg.cohort.ramp_epochs else ""
         who = (f"{cfg.model.name} ({params:,} parameters)" if K == 1 else
                f"cohort of {K} x {cfg.model.name} ({params:,} parameters each; exchange {cfg.cohort.exchange}, "
                f"lambda {cfg.cohort.weight}, temperature {cfg.cohort.temperature}, warm-up "
-               f"{cfg.cohort.warmup_epochs} epochs)")
+               f"{cfg.cohort.warmup_epochs} epochs{ramp})")
         self.echo(f"{who} on {cfg.data.name}: {len(self.train_set)} train / {len(self.val) if self.val else 0} val / "
                   f"{len(self.test)} test, rule {cfg.rule.name}, T={cfg.encoder.T} (test T={cfg.test_T}) -> {self.out}")
         if K > 1 and self.val is None:
@@ -437,7 +438,7 @@ class Trainer:
                       "decided on validation data only, so they are left out")
         board = None
         if cfg.train.tensorboard and self.par.is_main:  # [distributed] rank 0 alone writes
-            from ..analysis.tensorboard import TensorBoardLogger
+            from .tensorboard import TensorBoardLogger
 
             board = TensorBoardLogger(cfg.train.tensorboard)
         for epoch in range(self.start_epoch, cfg.train.epochs):

@@ -1,4 +1,6 @@
-"""``dnmsnn bench``: dnmsnn against snnTorch, SpikingJelly and Norse on the peer_bench yardstick.
+"""``dnmsnn bench`` (= ``python benchmarks/bench.py``): dnmsnn against snnTorch, SpikingJelly and Norse on the
+peer_bench yardstick. It lives in ``benchmarks/``, not in the package: it needs this checkout's adapter and the
+shared peer_bench, which an installed wheel does not have; ``dnmsnn bench`` finds and runs this file.
 
 Runs ``peer_bench.py`` (the shared CPU benchmark that trains the same canonical spiking networks in
 every library, interleaved, each configuration in a fresh process) with the dnmsnn adapter
@@ -24,9 +26,9 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .errors import InputError
+from dnmsnn.errors import InputError
 
-REPO = Path(__file__).resolve().parents[2]  # src/dnmsnn/bench.py -> the checkout (for a source install)
+REPO = Path(__file__).resolve().parents[1]  # benchmarks/bench.py -> the checkout
 PEERS = ("snntorch", "spikingjelly", "norse")
 REFERENCES = ("torch-ann", "torch-naive")
 DEFAULT_LIBS = ("dnmsnn", *REFERENCES, *PEERS)
@@ -402,7 +404,7 @@ def _write_summary(args: argparse.Namespace, files: list[Path], prefix: Path | N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dnmsnn.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="dnmsnn bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     try:

@@ -1,0 +1,195 @@
+"""Tables and figures for reports/dnm_resnet.md from the runs of scripts/dnm_resnet_study.sh.
+
+    python scripts/report_dnm_resnet.py --dataset mnist      # runs/dnm_resnet/mnist_{single,dnm,lambda0}_s<S>
+
+Groups (one run per seed each, seed S of every group shares the data order, the validation split and member 0's
+initialisation): ``single`` (one network), ``dnm`` (a cohort of 2, kl exchange, lambda 1), ``lambda0`` (the same
+cohort with lambda = 0: the same two initialisations trained independently, then mixed -- the control that
+separates mutual learning from ensembling).
+
+Statistics: mean ± sample std over seeds; for each comparison the paired differences over the seeds both groups
+finished, their mean, a 95 % t confidence interval and the paired t-test's two-sided p (and Welch's, unpaired).
+With 3 seeds an interval is wide: a p above 0.05 means "not shown", not "no effect".
+
+Writes ``reports/figures/dnm_resnet_<dataset>_*.{png,svg}`` and ``..._tables.md``, copies each finished run's
+config.yaml, metrics.jsonl and results.json to ``reports/data/dnm_resnet/<dataset>_<group>_s<S>/`` and prints
+the tables. Unfinished runs are listed, not used.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from report_dnm import MIX_MODES, fmt, member_mean, runs_of
+from scipy import stats
+
+from dnmsnn.analysis.plots import _plt, save
+from dnmsnn.analysis.runs import load_metrics, load_results, mean_std
+
+GROUPS = {"single": "single network", "dnm": "DNM cohort of 2 (kl, lambda 1)",
+          "lambda0": "lambda = 0 pair (independent, mixed)"}
+Result = dict[str, Any]
+
+
+def mix(mode: str, T: int | None = None) -> Callable[[Result], float]:
+    """A run's mixed test accuracy in ``mode`` (at test length T, or at the training T)."""
+    if T is None:
+        return lambda r: float(r["mix"]["test_acc"][mode])
+    return lambda r: float(r["mix"]["test_acc_by_T"][str(T)][mode])
+
+
+def member(k: int) -> Callable[[Result], float]:
+    """Member k's own test accuracy (a single network is its own member 0)."""
+    return lambda r: float((r.get("members") or [r])[k]["test_acc"])
+
+
+def paired(a: dict[int, float], b: dict[int, float]) -> str:
+    """'n | mean diff [95 % CI] | paired p | Welch p' of b - a in percentage points, over the common seeds."""
+    common = sorted(set(a) & set(b))
+    d = [100 * (b[s] - a[s]) for s in common]
+    if len(d) < 2:
+        return f"{len(d)} | " + (f"{d[0]:+.2f}" if d else "--") + " | -- | --"
+    m, sd = mean_std(d)
+    half = stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d))
+    p = stats.ttest_rel([b[s] for s in common], [a[s] for s in common]).pvalue if sd > 0 else 1.0
+    welch = stats.ttest_ind(list(b.values()), list(a.values()), equal_var=False).pvalue
+    return f"{len(d)} | {m:+.2f} [{m - half:+.2f}, {m + half:+.2f}] | {p:.3f} | {welch:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--runs", default="runs/dnm_resnet")
+    ap.add_argument("--figures", default="reports/figures")
+    ap.add_argument("--data-out", default="reports/data/dnm_resnet")
+    a = ap.parse_args()
+    root, figs, ds = Path(a.runs), Path(a.figures), a.dataset
+    runs = {g: runs_of(root, f"{ds}_{g}") for g in GROUPS}
+    res = {g: {s: load_results(p) for s, p in rs.items()} for g, rs in runs.items()}
+    if not any(res.values()):
+        raise SystemExit(f"no finished run under {root}/{ds}_*")
+    unfinished = sorted(p.name for p in root.glob(f"{ds}_*_s*") if not (p / "results.json").is_file())
+
+    def col(g: str, fn: Callable[[Result], float]) -> dict[int, float]:
+        return {s: fn(r) for s, r in res[g].items()}
+
+    def vals(g: str, fn: Callable[[Result], float]) -> list[float]:
+        return list(col(g, fn).values())
+
+    any_run = next(r for g in GROUPS for r in res[g].values())
+    out = [f"Model {any_run['model']} ({any_run['parameters']:,} parameters per network), rule {any_run['rule']}, "
+           f"{any_run['epochs']} epochs, train T = {any_run['train_T']}, test T = {any_run['test_T']}. Finished "
+           "seeds: " + "; ".join(f"{g} {sorted(res[g])}" for g in GROUPS)
+           + (f". Unfinished (not used): {', '.join(unfinished)}" if unfinished else "") + ".", ""]
+
+    # 1. every network and every mix mode
+    out += ["| group | n | single network / member mean | member 0 | member 1 | " + " | ".join(MIX_MODES) + " |",
+            "|---|---|---|---|---|" + "---|" * len(MIX_MODES)]
+    for g, label in GROUPS.items():
+        if not res[g]:
+            continue
+        pair = g != "single"
+        cells = [fmt(vals(g, mix(m))) if pair else "--" for m in MIX_MODES]
+        out.append(f"| {label} | {len(res[g])} | {fmt(vals(g, member_mean))} | {fmt(vals(g, member(0)))} | "
+                   f"{fmt(vals(g, member(1))) if pair else '--'} | " + " | ".join(cells) + " |")
+    out += ["", "Test accuracy (%) at the training T, mean ± sample std over seeds; `better` and `best_member` were "
+            "decided on the validation split.", ""]
+
+    # 2. paired comparisons
+    out += ["| comparison (B − A) | seeds | mean difference, pp [95 % CI] | paired p | Welch p |",
+            "|---|---|---|---|---|"]
+    comparisons = [
+        ("DNM member mean − single", "single", member_mean, "dnm", member_mean),
+        ("DNM member 0 − single (same initialisation)", "single", member(0), "dnm", member(0)),
+        *[(f"DNM mix {m} − single", "single", member_mean, "dnm", mix(m)) for m in MIX_MODES],
+        ("λ = 0 member mean − single", "single", member_mean, "lambda0", member_mean),
+        ("λ = 0 mix better − single", "single", member_mean, "lambda0", mix("better")),
+        ("DNM member mean − λ = 0 member mean", "lambda0", member_mean, "dnm", member_mean),
+        *[(f"DNM mix {m} − λ = 0 mix {m}", "lambda0", mix(m), "dnm", mix(m)) for m in MIX_MODES],
+    ]
+    for name, ga, fa, gb, fb in comparisons:
+        if res[ga] and res[gb]:
+            out.append(f"| {name} | {paired(col(ga, fa), col(gb, fb))} |")
+    out += ["", "Paired over seeds (seed S of both groups shares data order, split and member 0's initialisation).",
+            ""]
+
+    # 3. test length
+    Ts = sorted(int(t) for t in any_run["test_acc_by_T"])
+    out += ["| group | " + " | ".join(f"T={T}" for T in Ts) + " |", "|---|" + "---|" * len(Ts)]
+    for g, label in GROUPS.items():
+        if not res[g]:
+            continue
+        out.append(f"| {label}, member mean | " + " | ".join(fmt(vals(g, lambda r, T=T: sum(
+            float(m["test_acc_by_T"][str(T)]) for m in (r.get("members") or [r])) / len(r.get("members") or [r])))
+            for T in Ts) + " |")
+        if g != "single":
+            out.append(f"| {label}, mix better | " + " | ".join(fmt(vals(g, mix("better", T))) for T in Ts) + " |")
+    out += [""]
+
+    # 4. lambda = 0 member 0 against the single run of the same seed (same initialisation, same data order)
+    same = []
+    for s in sorted(set(res["single"]) & set(res["lambda0"])):
+        single_rows, pair_rows = load_metrics(runs["single"][s]), load_metrics(runs["lambda0"][s])
+        gaps = [abs(x["val_acc"] - y["members"][0]["val_acc"]) for x, y in zip(single_rows, pair_rows, strict=False)]
+        same.append(f"seed {s}: largest per-epoch |val acc gap| {100 * max(gaps):.2f} pp")
+    if same:
+        out += ["λ = 0 member 0 against the single run of its seed (same initialisation and data): "
+                + "; ".join(same) + ".", ""]
+
+    # figures: per-member validation curves; bars of every group and mode
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    styles = {"single": ("C0", "-"), "dnm": ("C1", "-"), "lambda0": ("C2", "--")}
+    for key, ax in zip(("val_acc", "test_acc"), axes, strict=True):
+        for g, rs in runs.items():
+            color, ls = styles[g]
+            for i, (_s, p) in enumerate(rs.items()):
+                rows = load_metrics(p)
+                ep = [r["epoch"] for r in rows]
+                members = rows[0].get("members") or [rows[0]]
+                for k in range(len(members)):
+                    acc = [100 * (r.get("members") or [r])[k][key] for r in rows]
+                    ax.plot(ep, acc, color=color, ls=ls if k == 0 else ":", alpha=0.8,
+                            label=f"{g} member {k}" if i == 0 else None)
+        ax.set_xlabel("epoch")
+        ax.set_title(key.replace("_", " "))
+    axes[0].set_ylabel("accuracy (%) of each network")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"DNM on ResNet11, {ds}: every network of every seed")
+    fig.tight_layout()
+    save(fig, figs / f"dnm_resnet_{ds}_curves")
+    bars = [("single", vals("single", member_mean), "C0")]
+    for g, short, color in (("dnm", "DNM", "C1"), ("lambda0", "λ=0", "C2")):
+        if res[g]:
+            bars.append((f"{short} members", vals(g, member_mean), color))
+            bars += [(f"{short} {m}", vals(g, mix(m)), color) for m in ("max", "average", "better")]
+    bars = [b for b in bars if b[1]]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (_name, v, color) in enumerate(bars):
+        m, sd = mean_std(v)
+        ax.bar(i, 100 * m, yerr=100 * sd, color=color, capsize=3)
+        ax.scatter([i] * len(v), [100 * x for x in v], color="k", s=8, zorder=3)
+    ax.set_xticks(range(len(bars)), [b[0] for b in bars], rotation=60, ha="right", fontsize=8)
+    ax.set_ylim(100 * min(min(b[1]) for b in bars) - 0.5, None)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"DNM on ResNet11, {ds}: mean ± std over seeds (dots: seeds)")
+    fig.tight_layout()
+    save(fig, figs / f"dnm_resnet_{ds}_accuracy")
+
+    for g, rs in runs.items():
+        for s, p in rs.items():
+            d = Path(a.data_out) / f"{ds}_{g}_s{s}"
+            d.mkdir(parents=True, exist_ok=True)
+            for name in ("config.yaml", "metrics.jsonl", "results.json"):
+                shutil.copy(p / name, d / name)
+    text = "\n".join(out)
+    (figs / f"dnm_resnet_{ds}_tables.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
