@@ -111,6 +111,10 @@ def neuron_choice(x: torch.Tensor, p: Any, module: nn.Module | None = None) -> C
     return Choice("neuron", TORCH, "fused node, PyTorch loop", why)
 
 
+_NEURON_LINEAR = Choice("neuron+linear", "-", "one node, spikes kept as bytes",
+                        "a Linear after a neuron, with gradients: less memory, same values")
+
+
 def _pair_refused(neuron: nn.Module, nxt: nn.Module, why: str) -> None:
     note(Choice("neuron", "-", "not fused with the next layer", why), neuron)
     return None
@@ -157,9 +161,11 @@ def pair_choice(neuron: nn.Module, nxt: nn.Module, x: torch.Tensor) -> Choice | 
         return _pair_refused(neuron, nxt, "no gradients (inference): the spikes feed the Linear directly")
     if not (x.requires_grad or neuron.threshold.requires_grad or any(q.requires_grad for q in nxt.parameters())):
         return _pair_refused(neuron, nxt, "nothing to differentiate")
+    if not recording():  # the block decides; what runs inside it is only described when explaining
+        return _NEURON_LINEAR
     inner = neuron_choice(x, neuron.parameters_tuple(x.dtype), neuron)
     return note(Choice("neuron+linear", inner.backend, f"one node, spikes kept as bytes ({inner.kernel})",
-                       "a Linear after a neuron, with gradients: less memory, same values"), neuron, nxt)
+                       _NEURON_LINEAR.reason), neuron, nxt)
 
 
 def step_choice(module: nn.Module) -> Choice:

@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import inspect
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -147,6 +148,11 @@ def teardown(clean: bool = True) -> None:
     """
     global _created_here
     if _created_here and dist.is_available() and dist.is_initialized():
+        # the trainer's DDP wrappers (reducer, communication hook, pending futures) sit in reference cycles: free
+        # them now, while the group and the interpreter are alive. Left to the interpreter's exit, a gloo
+        # work object could be destroyed after the group, which aborted rank 1 now and then
+        # ("terminate called without an active exception" after the last epoch).
+        gc.collect()
         if clean:
             dist.barrier()
         dist.destroy_process_group()
