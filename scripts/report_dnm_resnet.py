@@ -13,7 +13,8 @@ With 3 seeds an interval is wide: a p above 0.05 means "not shown", not "no effe
 
 Writes ``reports/figures/dnm_resnet_<dataset>_*.{png,svg}`` and ``..._tables.md``, copies each finished run's
 config.yaml, metrics.jsonl and results.json to ``reports/data/dnm_resnet/<dataset>_<group>_s<S>/`` and prints
-the tables. Unfinished runs are listed, not used.
+the tables. Unfinished runs are listed, not used. Exchange designs (``scripts/dnm_resnet_exchange.sh``, runs in
+``runs/dnm_resnet_exchange/<dataset>_<variant>_s<S>``) get a table of their own when present, chosen on validation.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from report_dnm import MIX_MODES, fmt, member_mean, runs_of
+from report_dnm import MIX_MODES, member_mean, runs_of
+from report_dnm import fmt as fmt_seeds
 from scipy import stats
 
 from dnmsnn.analysis.plots import _plt, save
@@ -32,7 +34,14 @@ from dnmsnn.analysis.runs import load_metrics, load_results, mean_std
 
 GROUPS = {"single": "single network", "dnm": "DNM cohort of 2 (kl, lambda 1)",
           "lambda0": "lambda = 0 pair (independent, mixed)"}
+EXCHANGE_DESIGNS = {"kl_steps": "kl_steps (outputs after every step)", "mse_steps": "mse_steps (spike-train distance)",
+                    "warmup2": "kl, lambda = 0 for 2 epochs", "ramp5": "kl, lambda rising over 5 epochs"}
 Result = dict[str, Any]
+
+
+def fmt(values: list[float]) -> str:
+    """mean ± sample std in %, or the one value and "(1 seed)" (no spread to show)."""
+    return f"{100 * values[0]:.2f} (1 seed)" if len(values) == 1 else fmt_seeds(values)
 
 
 def mix(mode: str, T: int | None = None) -> Callable[[Result], float]:
@@ -65,6 +74,7 @@ def main() -> None:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--runs", default="runs/dnm_resnet")
     ap.add_argument("--figures", default="reports/figures")
+    ap.add_argument("--exchange-runs", default="runs/dnm_resnet_exchange")
     ap.add_argument("--data-out", default="reports/data/dnm_resnet")
     a = ap.parse_args()
     root, figs, ds = Path(a.runs), Path(a.figures), a.dataset
@@ -140,12 +150,32 @@ def main() -> None:
         out += ["λ = 0 member 0 against the single run of its seed (same initialisation and data): "
                 + "; ".join(same) + ".", ""]
 
+    # 5. exchange designs (scripts/dnm_resnet_exchange.sh), chosen on the validation split only
+    ex_root = Path(a.exchange_runs)
+    designs = {"kl (the study's DNM pair)": {s: r for s, r in res["dnm"].items()}}
+    for variant, label in EXCHANGE_DESIGNS.items():
+        found = runs_of(ex_root, f"{ds}_{variant}")
+        if found:
+            designs[label] = {s: load_results(p) for s, p in found.items()}
+            runs[f"exchange_{variant}"] = found
+    if len(designs) > 1:
+        out += ["| exchange design | seeds | val: member mean | val: mix better | test: member mean | "
+                "test: mix better |", "|---|---|---|---|---|---|"]
+        for label, rs in designs.items():
+            if rs:
+                vs = list(rs.values())
+                val_mix = fmt([r["mix"]["val_acc"]["better"] for r in vs])
+                out.append(f"| {label} | {sorted(rs)} | {fmt([member_mean(r, 'val_acc') for r in vs])} | {val_mix} | "
+                           f"{fmt([member_mean(r) for r in vs])} | {fmt([mix('better')(r) for r in vs])} |")
+        out += ["", "The design is chosen by the validation columns only; the test columns are reported, not used.",
+                ""]
+
     # figures: per-member validation curves; bars of every group and mode
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     styles = {"single": ("C0", "-"), "dnm": ("C1", "-"), "lambda0": ("C2", "--")}
     for key, ax in zip(("val_acc", "test_acc"), axes, strict=True):
-        for g, rs in runs.items():
+        for g, rs in ((g, runs[g]) for g in GROUPS):
             color, ls = styles[g]
             for i, (_s, p) in enumerate(rs.items()):
                 rows = load_metrics(p)

@@ -86,7 +86,7 @@ class Conv2d(_TimeDistributed, nn.Conv2d):
             raise InputError(f"Conv2d expects {self.in_channels} input channels, got shape {tuple(x.shape)}")
         if plan.recording():
             spike = spike_conv_ones(stack, self.weight, self.stride, self.padding, self.dilation, self.groups)
-            plan.note(plan.spike_conv_choice(self, spike is not None, stack, self.weight), self)
+            plan.note(plan.spike_conv_choice(spike is not None, stack, self.weight), self)
         y = stacked_conv2d(stack, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return y.unflatten(0, x.shape[:2])
 

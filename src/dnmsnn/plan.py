@@ -122,7 +122,6 @@ def _pair_refused(neuron: nn.Module, nxt: nn.Module, why: str) -> None:
 
 def pair_choice(neuron: nn.Module, nxt: nn.Module, x: torch.Tensor) -> Choice | None:
     """Whether ``nxt(neuron(x))`` runs as one node (the Choice) or as two layers (None)."""
-    from .functional.conv import stacked_conv_applies
     from .functional.fused import neuron_pool_fusable
     from .layers import AvgPool2d, Linear
     from .module import has_hooks
@@ -149,8 +148,9 @@ def pair_choice(neuron: nn.Module, nxt: nn.Module, x: torch.Tensor) -> Choice | 
         k = nxt.square_window()
         if k is None:
             return _pair_refused(neuron, nxt, "the pool is not a plain k x k window with stride k")
-        if x.dim() != 5 or not stacked_conv_applies(x.flatten(0, 1)):
-            return _pair_refused(neuron, nxt, "the stacked convolution path is off here")
+        why = "the input is not [T, B, C, H, W]" if x.dim() != 5 else stacked_reason(x.flatten(0, 1))
+        if why is not None:
+            return _pair_refused(neuron, nxt, why)
         if not neuron_pool_fusable(x, neuron.parameters_tuple(x.dtype), k):
             return _pair_refused(neuron, nxt, "needs channels-last conv output, one threshold value, sizes divisible "
                                  "by k and the C++ kernel")
@@ -245,49 +245,62 @@ def linear_choice(x: torch.Tensor, weight: torch.Tensor, ones: int | None) -> Ch
     return Choice("linear", backend, "F.linear (oneDNN / MKL)", why or "the input is not 0/1")
 
 
+def stacked_reason(stack: torch.Tensor) -> str | None:
+    """Why a multi-step Conv2d / AvgPool2d cannot take the chunked channels-last path on this ``[N, C, H, W]``
+    stack (None: it can)."""
+    s = settings.current()
+    if not s.fused:
+        return "backend 'reference'"
+    if not s.stacked_conv:
+        return "stacked_conv switched off"
+    if stack.device.type != "cpu" or stack.dim() != 4 or stack.dtype not in (torch.float32, torch.float64):
+        return (f"needs a CPU float32/float64 [N, C, H, W] stack, got {stack.dtype} {tuple(stack.shape)} on "
+                f"{stack.device}")
+    if torch.is_autocast_enabled("cpu"):
+        return "autocast is on"
+    return None
+
+
+_STACKED_CONV = Choice("conv", TORCH, "chunked channels-last convolution (oneDNN)", "multi-step on the CPU")
+
+
 def conv_choice(conv: nn.Conv2d, stack: torch.Tensor) -> Choice | None:
     """A multi-step Conv2d on the ``[T*B]`` stack: the chunked channels-last path (a Choice), or None for
     PyTorch's own convolution (noted with the reason when recording)."""
-    from .functional.conv import stacked_conv_applies
-
     if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         why = f"padding {conv.padding!r} / mode {conv.padding_mode!r}: the stacked path takes numeric zero padding"
-    elif not stacked_conv_applies(stack):
-        s = settings.current()
-        why = ("backend 'reference'" if not s.fused else "stacked_conv switched off" if not s.stacked_conv
-               else f"needs a CPU float32/float64 [N, C, H, W] input without autocast, got {stack.dtype} on "
-                    f"{stack.device}")
     else:
-        return Choice("conv", TORCH, "chunked channels-last convolution (oneDNN)", "multi-step on the CPU")
+        why = stacked_reason(stack)
+    if why is None:
+        return _STACKED_CONV
     if recording():
         note(Choice("conv", REFERENCE if not settings.current().fused else TORCH, "F.conv2d", why), conv)
     return None
 
 
-def spike_conv_choice(conv: nn.Module | None, spike: bool, x: torch.Tensor, weight: torch.Tensor) -> Choice:
+def spike_conv_choice(spike: bool, x: torch.Tensor, weight: torch.Tensor) -> Choice:
     """The chunked convolution's forward product: the spike convolution (``spike``) or oneDNN's."""
     if spike:
         return Choice("conv", CPU_KERNELS, "spike convolution (table lookups), channels-last",
                       "0/1 input, stride 1, kernel width <= 10; spike kernels chosen")
     why = spike_kernel_reason("conv", x, weight)
-    return Choice("conv", TORCH, "chunked channels-last convolution (oneDNN)",
+    return Choice("conv", TORCH, _STACKED_CONV.kernel,
                   why or "the spike convolution does not apply (input not 0/1, stride, dilation, groups or size)")
 
 
 def pool_choice(pool: nn.Module, stack: torch.Tensor) -> int | None:
     """k when a multi-step AvgPool2d runs the stacked channels-last path (a plain k x k / stride k window on
     channels-last input), else None (PyTorch's avg_pool2d on the input as laid out)."""
-    from .functional.conv import stacked_conv_applies
-
     k = pool.square_window()
-    if k is not None and stacked_conv_applies(stack) and stack.permute(0, 2, 3, 1).is_contiguous():
-        note(Choice("pool", TORCH, "channels-last average pooling (broadcast backward)", f"{k}x{k}, stride {k}"), pool)
-        return k
+    why = ("not a plain k x k window with stride k" if k is None else stacked_reason(stack)
+           or (None if stack.permute(0, 2, 3, 1).is_contiguous() else "the input is not channels-last"))
     if recording():
-        why = ("not a plain k x k window with stride k" if k is None else "the input is not channels-last"
-               if stacked_conv_applies(stack) else "the stacked path is off here")
-        note(Choice("pool", TORCH if settings.current().fused else REFERENCE, "F.avg_pool2d", why), pool)
-    return None
+        if why is None:
+            note(Choice("pool", TORCH, "channels-last average pooling (broadcast backward)", f"{k}x{k}, stride {k}"),
+                 pool)
+        else:
+            note(Choice("pool", TORCH if settings.current().fused else REFERENCE, "F.avg_pool2d", why), pool)
+    return k if why is None else None
 
 
 def readout_choice(network: nn.Module) -> bool:

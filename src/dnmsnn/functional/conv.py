@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .. import settings
+from .. import plan, settings
 from .buffers import POOL
 from .spike_matmul import spike_conv2d_into, spike_conv_ones
 
@@ -51,10 +51,8 @@ def stacked_conv(enabled: bool = True) -> contextlib.AbstractContextManager[obje
 
 def stacked_conv_applies(x: torch.Tensor) -> bool:
     """Whether the chunked channels-last path runs for this ``[N, C, H, W]`` input: CPU float32/64, switched on,
-    not inside :func:`~dnmsnn.functional.reference_path`, no autocast."""
-    s = settings.current()
-    return (s.stacked_conv and s.fused and x.device.type == "cpu" and x.dim() == 4
-            and x.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu"))
+    not inside :func:`~dnmsnn.functional.reference_path`, no autocast (:func:`dnmsnn.plan.stacked_reason`)."""
+    return plan.stacked_reason(x) is None
 
 
 def chunk_rows(per_image_output: int, element_size: int) -> int:
