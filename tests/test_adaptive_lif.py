@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import bptt_losses_on_digits
 
 import dnmsnn
 from dnmsnn import AdaptiveLIF, InputError
-from dnmsnn.data import load_dataset
 from dnmsnn.neuron_registry import available, kind_of, neuron_kind
 
 ALPHA = 2.0  # the ATan surrogate's alpha: f'(x) = (alpha / 2) / (1 + (pi / 2 alpha x)^2)
@@ -112,15 +112,7 @@ def test_bptt_trains_an_adaptive_network():
     net = dnmsnn.models.create("mlp", input_shape=(1, 8, 8), hidden=(32,), neuron="alif", tau=2.0,
                                neuron_args={"tau_a": 8.0, "adapt": 0.5}, surrogate="atan")
     assert isinstance(net[2], AdaptiveLIF) and (net[2].tau_a, net[2].adapt) == (8.0, 0.5)
-    data = load_dataset("digits", "train", limit=256)
-    x = dnmsnn.PoissonEncoder(T=6, seed=0)(data.images)
-    rule, opt = dnmsnn.rules.create("bptt"), torch.optim.Adam(net.parameters(), lr=5e-3)
-    losses = []
-    for _ in range(40):
-        opt.zero_grad()
-        loss, _ = rule.loss_backward(net, x, data.labels)
-        opt.step()
-        losses.append(float(loss))
+    losses = bptt_losses_on_digits(net)
     assert losses[-1] < 0.5 * losses[0]
 
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import bptt_losses_on_digits
 
 import dnmsnn
 from dnmsnn import InputError, ParametricLIF
-from dnmsnn.data import load_dataset
 
 ALPHA = 2.0  # the ATan surrogate's alpha: f'(x) = (alpha / 2) / (1 + (pi / 2 alpha x)^2)
 
@@ -75,16 +75,8 @@ def test_single_step_equals_the_sequence():
 def test_bptt_learns_tau_and_the_loss_falls():
     torch.manual_seed(0)
     net = dnmsnn.models.create("mlp", input_shape=(1, 8, 8), hidden=(32,), neuron="plif", tau=2.0, surrogate="atan")
-    data = load_dataset("digits", "train", limit=256)
-    x = dnmsnn.PoissonEncoder(T=6, seed=0)(data.images)
-    rule, opt = dnmsnn.rules.create("bptt"), torch.optim.Adam(net.parameters(), lr=5e-3)
     plif = net[2]
-    losses = []
-    for _ in range(40):
-        opt.zero_grad()
-        loss, _ = rule.loss_backward(net, x, data.labels)
-        opt.step()
-        losses.append(float(loss))
+    losses = bptt_losses_on_digits(net)
     assert plif.w.grad is not None and plif.tau != pytest.approx(2.0)
     assert losses[-1] < 0.5 * losses[0]
 

@@ -32,6 +32,8 @@ Flatten              [T, B, ...] -> [T, B, features]              Flatten(start_
 Residual(body, sc)   body(x) + sc(x)                              fan-out, both branches' edges into the next node
                                                                   (a Scale of ones where a sum feeds a fork)
 Dropout              identity at inference                        (no node)
+ParametricLIF        LIF(tau) with tau = 1 / sigmoid(w) learned   LIF with the tau of the moment (as LIF(tau))
+AdaptiveLIF          threshold V_th + adapt a (Bellec et al.)     none: NIR has no adaptive threshold (an error)
 ===================  ===========================================  ===========================================
 
 Derivation: Euler on ``tau dv/dt = (v_leak - v) + r I`` gives
