@@ -345,6 +345,13 @@ class Plan:
         """Every choice recorded for the layer at ``path`` (e.g. ``"2"`` or ``"3.body.2"``)."""
         return [c for p, _, c in self.rows if path in p.split(" + ")]
 
+    def summary(self) -> str:
+        """How many recorded choices ran on each backend (``-``: a pairing that was not taken)."""
+        counts: dict[str, int] = {}
+        for _, _, c in self.rows:
+            counts[c.backend] = counts.get(c.backend, 0) + 1
+        return ", ".join(f"{b}: {n}" for b, n in sorted(counts.items()))
+
     def __str__(self) -> str:
         table = [("layer", "block", "backend", "kernel", "why")]
         table += [(f"{p} {t}", c.block, c.backend, c.kernel, c.reason) for p, t, c in self.rows]
@@ -352,7 +359,7 @@ class Plan:
         lines = [self.header, ""]
         for r in table:
             lines.append("  ".join(v.ljust(w) for v, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
-        return "\n".join(lines)
+        return "\n".join([*lines, "", f"choices by backend: {self.summary()}"])
 
 
 def explain(network: nn.Module, example: torch.Tensor, mode: str = "sequence", grad: bool = True) -> Plan:
