@@ -122,6 +122,7 @@ def site(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_site_builds_with_warnings_as_errors(site):
     assert (site / "index.html").is_file() and (site / "api" / "index.html").is_file()
 

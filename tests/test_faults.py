@@ -69,6 +69,7 @@ def reference(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attempt", range(2))
 def test_sigkill_at_a_random_moment_then_resume(reference, tmp_path, attempt):
     out = tmp_path / "killed"
@@ -86,6 +87,7 @@ def test_sigkill_at_a_random_moment_then_resume(reference, tmp_path, attempt):
     assert_same_run(reference, out)
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_cleanly_and_resumes(reference, tmp_path):
     out = tmp_path / "interrupted"
     proc = train(out)

@@ -38,6 +38,7 @@ def sets(*overrides: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- the lock
+@pytest.mark.slow
 def test_a_second_process_is_refused_while_a_run_holds_the_folder(tmp_path):
     out = tmp_path / "run"
     first = subprocess.Popen([sys.executable, "-m", "dnmsnn", "train", *sets(*FAST, "train.epochs=200"),
@@ -75,6 +76,7 @@ def test_trainer_releases_its_lock_when_fit_ends(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- interruptions
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_checkpoint_says_so_and_resume_starts_over(tmp_path):
     ref = tmp_path / "reference"
     assert train(ref).wait(timeout=300) == 0

@@ -56,6 +56,7 @@ def test_corrupt_or_missing_weights_are_clear_errors(tmp_path):
         dnmsnn.models.create(model, weights=name.split("/")[1], input_shape=(3, 5, 5))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_entry_reproduces_its_recorded_accuracy_exactly(name, shared_data):
     measured = weights.info(name).meta["measured"]
