@@ -8,7 +8,9 @@ times ``--steps`` BPTT training steps (forward, backward, Adam; T = 4, batch 64,
 BatchNorm on) of one network and of a cohort of 2 (``dnmsnn.Cohort``, exchange ``kl``); the two checkouts
 alternate for ``--rounds`` rounds, so a slow phase of the host hits both. The table gives medians over the
 rounds and the ratios (speed-up = baseline time / this checkout's time; cohort cost = cohort time / single
-time within one checkout). Both checkouts use the C++ kernels of the same cache when their sources match.
+time within one checkout); peak MB is the process's peak resident memory above what it held before the first
+network was built (the cohort's includes the single network's run before it). Both checkouts use the C++
+kernels of the same cache when their sources match.
 """
 from __future__ import annotations
 
@@ -43,7 +45,12 @@ def trainer(size):
         for o in opts:
             o.step()
     return step
+import resource
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 1e6
 out = {}
+base_mb = rss_mb()
 for size in (1, 2):
     step = trainer(size)
     for _ in range(3):
@@ -53,6 +60,9 @@ for size in (1, 2):
         t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
     times.sort()
     out["single" if size == 1 else "cohort2"] = times[len(times) // 2]
+    # the process's peak resident memory so far, above what it held before the first network was built
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3 - base_mb  # ru_maxrss: kB on Linux
+    out["peak_mb_" + ("single" if size == 1 else "cohort2")] = peak
 print(json.dumps(out))
 """
 
@@ -86,19 +96,20 @@ def main(argv: list[str] | None = None) -> int:
         for name, src in (("baseline", base), ("this", here)) if r % 2 == 0 else (("this", here), ("baseline", base)):
             rows.append({"round": r, "code": name, **measure(src, args)})
             print(json.dumps(rows[-1]), flush=True)
-    med = {name: {k: statistics.median(row[k] for row in rows if row["code"] == name) for k in ("single", "cohort2")}
+    keys = ("single", "cohort2", "peak_mb_single", "peak_mb_cohort2")
+    med = {name: {k: statistics.median(row[k] for row in rows if row["code"] == name) for k in keys}
            for name in ("baseline", "this")}
     b = args.batch
     lines = [f"# {args.model}: this checkout ({head}) against {commit}", "",
              f"BPTT training step, T = {args.T}, batch {b}, direct input [1, 28, 28], {args.threads} thread(s); "
              f"median of {args.rounds} alternating rounds x {args.steps} steps, each round a fresh process per "
              "checkout.", "",
-             "| code | single: s per step | samples/s | cohort of 2: s per step | cohort / single |",
-             "|---|---|---|---|---|"]
+             "| code | single: s per step | samples/s | cohort of 2: s per step | cohort / single | peak MB: single | "
+             "peak MB: cohort |", "|---|---|---|---|---|---|---|"]
     for name, label in (("baseline", commit), ("this", head)):
         m = med[name]
         lines.append(f"| {label} | {m['single']:.3f} | {b / m['single']:.0f} | {m['cohort2']:.3f} | "
-                     f"{m['cohort2'] / m['single']:.2f} |")
+                     f"{m['cohort2'] / m['single']:.2f} | {m['peak_mb_single']:.0f} | {m['peak_mb_cohort2']:.0f} |")
     lines += ["", f"Speed-up of one network: **{med['baseline']['single'] / med['this']['single']:.2f}x**; of a cohort "
               f"of 2: **{med['baseline']['cohort2'] / med['this']['cohort2']:.2f}x**."]
     write_results(args.out, rows, lines)
