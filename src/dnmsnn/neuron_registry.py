@@ -71,6 +71,13 @@ def kind_of(module: nn.Module) -> NeuronKind | None:
     return neuron_kind(name) if isinstance(name, str) else None
 
 
+_loaded = False
+
+
 def _load_builtin() -> None:
-    """Import the modules that register the built-in kinds (each registers itself on import)."""
-    from . import adaptive_lif, neurons, parametric_lif  # noqa: F401
+    """Import the modules that register the built-in kinds (each registers itself on import), once."""
+    global _loaded
+    if not _loaded:
+        from . import adaptive_lif, neurons, parametric_lif  # noqa: F401
+
+        _loaded = True

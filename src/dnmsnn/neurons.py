@@ -91,9 +91,11 @@ class _SpikingNeuron(SpikingModule):
         check_finite(x, type(self).__name__)
         self._check_threshold_shape(x.shape[1:])
         p = self.parameters_tuple(x.dtype)
-        if plan.recording():
-            plan.note(plan.neuron_choice(x, p, self), self)
-        spikes, trace = F.neuron_sequence(x, p, record=self.record)
+        choice = plan.note(plan.neuron_choice(x, p, self), self)
+        if choice.kernel == plan.LOOP:
+            spikes, trace = F.neuron_loop(x, p, record=self.record)
+        else:
+            spikes, trace = F.neuron_sequence(x, p, record=self.record)
         self.v_trace = None if trace is None else trace.detach()
         if is_recording():
             self._accumulate(x.detach().sum(0), spikes.detach().sum(0))

@@ -8,9 +8,9 @@ one learnable scalar ``w`` per layer, initialised so that ``tau = 1 / sigmoid(w)
 (``w = -ln(tau - 1)``); ``tau`` then stays above 1 whatever ``w`` becomes. With ``w`` fixed this is Cao et al.'s /
 Wu et al.'s LIF (:class:`~dnmsnn.neurons.LIF` with ``tau``), whose every other option it shares.
 
-How it runs: the fused neuron kernels take tau as a constant, so a ParametricLIF always runs the step-by-step
-autograd loop (the ``reference`` backend for its own layer only; ``dnmsnn.fast_path_info`` and the settings do
-not change for the layers around it). The ``asf`` rule trains its synapses but not ``w`` (the totals network has
+How it runs: the fused neuron kernels take tau as a constant, so a ParametricLIF runs the step-by-step autograd
+loop; its registered kind says so (``runs_on``), and the plan (:func:`dnmsnn.plan.neuron_choice`) reads it, for
+this layer only. The ``asf`` rule trains its synapses but not ``w`` (the totals network has
 no time constant); NIR export writes the LIF with the learned tau of the moment.
 """
 from __future__ import annotations
@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from . import functional as F
-from . import settings
 from .errors import InputError
 from .functional.surrogate import Surrogate
 from .neuron_registry import NeuronKind, register_neuron
@@ -73,10 +72,6 @@ class ParametricLIF(LIF):
         p = super().parameters_tuple(dtype)
         w = self.w if dtype is None else self.w.to(dtype)
         return p._replace(tau=1.0 / torch.sigmoid(w))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with settings.use(backend="reference"):  # the kernels take tau as a constant: no gradient to w there
-            return super().forward(x)
 
     def extra_repr(self) -> str:
         return f"learned tau={self.tau:.4g} (init {self._tau_init:g}), " + super().extra_repr().split(", ", 1)[1]

@@ -33,6 +33,7 @@ from torch import nn
 from . import settings
 
 REFERENCE, TORCH, CPU_KERNELS = "reference", "torch", "cpu-kernels"
+LOOP = "step-by-step autograd loop"
 MODES = ("sequence", "step", "totals")
 
 
@@ -101,9 +102,9 @@ def neuron_choice(x: torch.Tensor, p: Any, module: nn.Module | None = None) -> C
 
     kind = None if module is None else kind_of(module)
     if kind is not None and kind.runs_on != FUSED:
-        return Choice("neuron", TORCH, "step-by-step autograd loop", f"{kind.name}: {kind.runs_on}")
+        return Choice("neuron", TORCH if settings.current().fused else REFERENCE, LOOP, f"{kind.name}: {kind.runs_on}")
     if not settings.current().fused:
-        return Choice("neuron", REFERENCE, "step-by-step autograd loop", "backend 'reference': the literal equations")
+        return Choice("neuron", REFERENCE, LOOP, "backend 'reference': the literal equations")
     why = cpp_neuron_reason(x, p)
     if why is None:
         return Choice("neuron", CPU_KERNELS, "fused node, C++ kernel (lif_kernel.cpp)",
@@ -125,6 +126,7 @@ def pair_choice(neuron: nn.Module, nxt: nn.Module, x: torch.Tensor) -> Choice | 
     from .functional.fused import neuron_pool_fusable
     from .layers import AvgPool2d, Linear
     from .module import has_hooks
+    from .neuron_registry import FUSED, kind_of
     from .neurons import _SpikingNeuron
     from .totals import is_recording
 
@@ -134,6 +136,9 @@ def pair_choice(neuron: nn.Module, nxt: nn.Module, x: torch.Tensor) -> Choice | 
         return None
     if type(neuron).forward is not _SpikingNeuron.forward:
         return _pair_refused(neuron, nxt, f"{type(neuron).__name__} has a forward of its own")
+    kind = kind_of(neuron)
+    if kind is not None and kind.runs_on != FUSED:
+        return _pair_refused(neuron, nxt, f"{kind.name}: {kind.runs_on}")
     if neuron.record:
         return _pair_refused(neuron, nxt, "the neuron records its potential trace")
     if is_recording():

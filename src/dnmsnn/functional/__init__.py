@@ -20,7 +20,7 @@ from .neuron import (
     reference_path,
     temporal_grad_enabled,
 )
-from .sequence import neuron_linear_sequence, neuron_pool_sequence, neuron_sequence
+from .sequence import neuron_linear_sequence, neuron_loop, neuron_pool_sequence, neuron_sequence
 from .spike_matmul import spike_matmul, spike_matmul_enabled
 from .surrogate import SURROGATES, Surrogate, get_surrogate, spike
 
@@ -28,7 +28,8 @@ __all__ = [
     "FUSED_BACKENDS", "IntegratorState", "NeuronParameters", "NeuronState", "SURROGATES", "Surrogate",
     "buffer_pool", "charge", "fast_path_info", "fire_and_reset", "fused_backend", "fused_enabled", "get_surrogate",
     "initial_state", "integrator_readout", "integrator_readout_weights", "integrator_sequence", "integrator_step",
-    "neuron_linear_sequence", "neuron_pool_fusable", "neuron_pool_sequence", "neuron_sequence", "neuron_step",
+    "neuron_linear_sequence", "neuron_loop", "neuron_pool_fusable", "neuron_pool_sequence", "neuron_sequence",
+    "neuron_step",
     "no_temporal_grad", "reference_path", "release_buffers", "spike", "spike_matmul", "spike_matmul_enabled",
     "stacked_avg_pool2d", "stacked_conv", "stacked_conv2d", "stacked_conv_applies", "temporal_grad_enabled",
 ]

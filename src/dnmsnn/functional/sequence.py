@@ -25,6 +25,14 @@ def neuron_sequence(
     if settings.current().fused:
         spikes, trace = fused_neuron_sequence(x, p, temporal_grad_enabled(), record)
         return spikes, (trace if record else None)
+    return neuron_loop(x, p, record)
+
+
+def neuron_loop(
+    x: torch.Tensor, p: NeuronParameters, record: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The recurrence over x [T, B, ...] step by step through autograd (:func:`neuron_step` T times): the
+    ``reference`` backend's path, and that of neuron kinds the fused node does not carry."""
     state = initial_state(x[0], p)
     spikes, trace = [], []
     for k in range(x.shape[0]):
