@@ -115,13 +115,12 @@ def main() -> int:
             ref = bptt_grads(model, trained, probe_x, probe_y)
             cos = {v: {n: cosine(g, ref[n]) for n, g in asf_grads(model, r, probe_x, probe_y).items()}
                    for v, r in variants.items()}
-            trained.record(model, probe_x)
-            trained.set_slopes(model)
+            totals = trained.set_slopes(model, trained.record(model, probe_x))
             layers = trained.spiking_layers(model)
             row = {"batch": b, "samples": b * args.batch_size,
                    "train_acc_running": correct / seen if seen else None, "cosine": cos,
-                   "slope": {n: float(m.totals_slope.float().mean()) for n, m in layers},
-                   "rate": {n: float(m.fo_total.float().mean()) / args.T for n, m in layers}}
+                   "slope": {n: float(totals.slope(m).float().mean()) for n, m in layers},
+                   "rate": {n: float(totals.fo(m).float().mean()) / args.T for n, m in layers}}
             rows.append(row)
             print(json.dumps(row), flush=True)
         if b == args.batches:

@@ -9,6 +9,7 @@ from reference_asf import asf_gradients
 import dnmsnn
 from dnmsnn import IF, LIF, Flatten, InputError, Integrator, Linear, Network
 from dnmsnn.rules.asf import asf_slope
+from dnmsnn.totals import TotalsRecord
 
 
 def net2(neuron: str, n_in=6, n_hidden=7, n_out=3, v_th=0.625, seed=0):
@@ -37,8 +38,9 @@ def test_gradients_match_literal_numpy(neuron, shared_fi):
     grads, FI, FO = asf_gradients(W, x.numpy(), y.numpy(), v_th=0.625, tau=None if neuron == "if" else 2.0,
                                   positive_fi=shared_fi == "positive")
     assert (FI[0] < 0).any()  # some neurons are inhibited, so the two readings differ
-    np.testing.assert_allclose(net[1].fi_total.numpy(), FI[0], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(net[1].fo_total.numpy(), FO[0], rtol=0, atol=0)
+    np.testing.assert_allclose(rule.last_totals.fi(net[1]).numpy(), FI[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rule.last_totals.fo(net[1]).numpy(), FO[0], rtol=0, atol=0)
+    assert not any(hasattr(m, "fo_total") for m in net.modules())  # the layers keep nothing between calls
     assert 0 < FO[0].mean() < 8  # neurons fire, but not at every step
     np.testing.assert_allclose(net[0].weight.grad.numpy(), grads[0], rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(net[2].weight.grad.numpy(), grads[1], rtol=1e-10, atol=1e-13)
@@ -75,11 +77,12 @@ def test_slope_masks(slope, mask):
     net = net2("if")  # V_th = 0.625
     layer = net[1]
     # the four cases: inhibited (FI < 0), FI = 0, positive input below threshold (FO = 0), firing
-    layer.fi_total = torch.tensor([[-1.0, 0.0, 0.5, 3.0], [-2.0, 0.0, 0.25, 2.0]], dtype=torch.float64)
-    layer.fo_total = torch.tensor([[0.0, 0.0, 0.0, 4.0], [0.0, 0.0, 0.0, 2.0]], dtype=torch.float64)
+    record = TotalsRecord()
+    record.accumulate(layer, torch.tensor([[-1.0, 0.0, 0.5, 3.0], [-2.0, 0.0, 0.25, 2.0]], dtype=torch.float64),
+                      torch.tensor([[0.0, 0.0, 0.0, 4.0], [0.0, 0.0, 0.0, 2.0]], dtype=torch.float64))
     rule = dnmsnn.rules.create("asf", slope=slope, mask=mask)
-    rule.set_slopes(net)
-    got = layer.totals_slope.expand(2, 4)
+    rule.set_slopes(net, record)
+    got = record.slope(layer).expand(2, 4)
     shared = 6.0 / 2.75  # batch: sum FO / sum FI over the layer and the batch
     if mask == "silent":
         ratio = [4 / 3, 1.0] if slope == "neuron" else [shared, shared]

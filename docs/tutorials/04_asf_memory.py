@@ -113,11 +113,11 @@ def main() -> None:
     encoder = dnmsnn.PoissonEncoder(T=8, seed=0)
     rule = dnmsnn.rules.create("asf", slope="sample")        # loss "mse": eq. 5
     x, y = encoder(train.images[:32]), train.labels[:32]
-    rule.record(net, x)                                      # phase 1 alone: no graph
-    rule.set_slopes(net)
+    totals = rule.set_slopes(net, rule.record(net, x))       # phase 1 alone: no graph; FI, FO, S per layer
     for name, layer in rule.spiking_layers(net):
-        print(f"layer {name}: mean FI {float(layer.fi_total.mean()):.2f}, mean FO {float(layer.fo_total.mean()):.2f}, "
-              f"S per sample {layer.totals_slope.flatten()[:4].tolist()} ...")
+        fi, fo, slope = totals.fi(layer), totals.fo(layer), totals.slope(layer)
+        print(f"layer {name}: mean FI {float(fi.mean()):.2f}, mean FO {float(fo.mean()):.2f}, "
+              f"S per sample {slope.flatten()[:4].tolist()} ...")
     loss, logits = rule.loss_backward(net, x, y)             # both phases, then one backward
     print(f"asf loss {float(loss):.4f}; logits = V^N(T) / (T V_th) of shape {tuple(logits.shape)}")
 

@@ -36,7 +36,6 @@ from .functional.neuron import charge, fire_and_reset, temporal_grad_enabled
 from .functional.surrogate import Surrogate
 from .neuron_registry import NeuronKind, register_neuron
 from .neurons import LIF
-from .totals import is_recording
 
 
 class AdaptiveState(NamedTuple):
@@ -112,16 +111,14 @@ class AdaptiveLIF(LIF):
                 trace.append(h.detach())
         self.v_trace = torch.stack(trace) if self.record else None
         out = torch.stack(spikes)
-        if is_recording():
-            self._accumulate(x.detach().sum(0), out.detach().sum(0))
+        self._accumulate(x.detach().sum(0), out.detach().sum(0))
         return out
 
     def step(self, x: torch.Tensor, state: AdaptiveState | None = None) -> tuple[torch.Tensor, AdaptiveState]:
         if plan.recording():
             plan.note(plan.step_choice(self), self)
         s, state, _ = adaptive_lif_step(x, state, self.parameters_tuple(x.dtype), self.rho, self.adapt)
-        if is_recording():
-            self._accumulate(x.detach(), s.detach())
+        self._accumulate(x.detach(), s.detach())
         return s, state
 
     def extra_repr(self) -> str:

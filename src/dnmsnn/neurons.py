@@ -19,7 +19,9 @@ from .functional.surrogate import Surrogate, get_surrogate
 from .layers import Linear
 from .module import SpikingModule
 from .neuron_registry import NeuronKind, register_neuron
-from .totals import StraightThroughTotals, is_recording
+from .totals import StraightThroughTotals
+from .totals import applied as totals_applied
+from .totals import recording as totals_recording
 
 RESETS = ("zero", "subtract")
 
@@ -66,11 +68,6 @@ class _SpikingNeuron(SpikingModule):
         self.strict = bool(strict)
         self.record = bool(record)
         self.v_trace: torch.Tensor | None = None
-        # totals mode (Wu et al.): FI = sum_t x[t], FO = sum_t s[t] of the last recorded forward, and the
-        # slope S ~= dFO/dFI that the asf rule sets before phase 2
-        self.fi_total: torch.Tensor | None = None
-        self.fo_total: torch.Tensor | None = None
-        self.totals_slope: torch.Tensor | None = None
 
     # the charge form; overridden by LIF
     beta: float | None = None
@@ -97,8 +94,7 @@ class _SpikingNeuron(SpikingModule):
         else:
             spikes, trace = F.neuron_sequence(x, p, record=self.record)
         self.v_trace = None if trace is None else trace.detach()
-        if is_recording():
-            self._accumulate(x.detach().sum(0), spikes.detach().sum(0))
+        self._accumulate(x.detach().sum(0), spikes.detach().sum(0))
         return spikes
 
     def forward_fused(self, x: torch.Tensor, nxt: nn.Module) -> torch.Tensor | None:
@@ -132,8 +128,7 @@ class _SpikingNeuron(SpikingModule):
         if plan.recording():
             plan.note(plan.step_choice(self), self)
         s, state, _ = F.neuron_step(x, state, self.parameters_tuple(x.dtype))
-        if is_recording():
-            self._accumulate(x.detach(), s.detach())
+        self._accumulate(x.detach(), s.detach())
         return s, state
 
     def _check_threshold_shape(self, step_shape: torch.Size) -> None:
@@ -145,19 +140,24 @@ class _SpikingNeuron(SpikingModule):
                                  f"against one step's input [B, ...] = {tuple(step_shape)}") from None
 
     def _accumulate(self, fi: torch.Tensor, fo: torch.Tensor) -> None:
-        self.fi_total = fi.clone() if self.fi_total is None else self.fi_total + fi
-        self.fo_total = fo.clone() if self.fo_total is None else self.fo_total + fo
+        """Inside :func:`dnmsnn.totals.recording_totals` (phase 1), add this call's FI and FO to the record."""
+        record = totals_recording()
+        if record is not None:
+            record.accumulate(self, fi, fo)
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
-        """Straight-through on totals: value FO (recorded), gradient S * incoming (Wu et al., eqs. 8-9)."""
-        if self.fo_total is None or self.totals_slope is None:
-            raise InputError(f"{type(self).__name__}.totals needs a recorded forward (dnmsnn.totals.recording_totals) "
-                             "and a slope S set by the asf rule")
-        if self.fo_total.shape != x.shape:
-            raise InputError(f"recorded totals {tuple(self.fo_total.shape)} do not match the input {tuple(x.shape)}")
+        """Straight-through on totals: value FO (recorded), gradient S * incoming (Wu et al., eqs. 8-9), read from
+        the record of :func:`dnmsnn.totals.applying_totals`."""
+        record = totals_applied()
+        flows = None if record is None or self not in record else record.flows(self)
+        if flows is None or flows.slope is None:
+            raise InputError(f"{type(self).__name__}.totals needs a recorded forward and a slope S (the asf rule's "
+                             "phases: dnmsnn.totals.recording_totals, then applying_totals)")
+        if flows.fo.shape != x.shape:
+            raise InputError(f"recorded totals {tuple(flows.fo.shape)} do not match the input {tuple(x.shape)}")
         if plan.recording():
             plan.note(plan.totals_choice(self), self)
-        return StraightThroughTotals.apply(x, self.fo_total, self.totals_slope)
+        return StraightThroughTotals.apply(x, flows.fo, flows.slope)
 
     def extra_repr(self) -> str:
         form = f"beta={self.beta}" if self.beta is not None else (f"tau={self.tau}" if self.tau else "IF")

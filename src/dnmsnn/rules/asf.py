@@ -43,7 +43,7 @@ from ..errors import InputError
 from ..network import Network
 from ..neurons import IF, LIF
 from ..sharding import shard_sum
-from ..totals import recording_totals, reset_totals
+from ..totals import TotalsRecord, applying_totals, recording_totals
 from .base import AuxLoss, LearningRule, PendingBackward, check_batch, no_sequence
 from .registry import register_rule
 
@@ -106,6 +106,7 @@ class ASF(LearningRule):
             raise InputError(f"v_th must be > 0, got {v_th}")
         self.momentum, self.v_th, self.eps = float(momentum), v_th, float(eps)
         self._running: dict[str, torch.Tensor] = {}
+        self.last_totals: TotalsRecord | None = None  # phase 1's record of the last batch (FI, FO, S per layer)
 
     @staticmethod
     def spiking_layers(model: Network) -> list[tuple[str, LIF | IF]]:
@@ -121,32 +122,40 @@ class ASF(LearningRule):
         return T * (float(layers[-1][1].threshold.detach().mean()) if layers else 1.0)
 
     @torch.no_grad()
-    def record(self, model: Network, inputs: torch.Tensor) -> None:
-        """Phase 1: run the T steps without a graph, neurons accumulating FI and FO."""
-        reset_totals(model)
-        with recording_totals():
+    def record(self, model: Network, inputs: torch.Tensor) -> TotalsRecord:
+        """Phase 1: run the T steps without a graph, neurons accumulating FI and FO into a new record, returned
+        and kept as ``self.last_totals``."""
+        with recording_totals() as record:
             if self.phase1 == "layer":
                 model(inputs)
             else:
                 state = None
                 for k in range(inputs.shape[0]):
                     _, state = model.step(inputs[k], state)
+        self.last_totals = record
+        return record
 
-    def set_slopes(self, model: Network) -> None:
+    def set_slopes(self, model: Network, record: TotalsRecord | None = None) -> TotalsRecord:
+        """The slope S of every spiking layer, written into ``record`` (default: the last recorded one)."""
+        record = self.last_totals if record is None else record
+        if record is None:
+            raise InputError("set_slopes needs the totals of a recorded forward (rule.record(model, inputs))")
         for name, layer in self.spiking_layers(model):
+            fi, fo = record.fi(layer), record.fo(layer)
             fallback = 1.0 / float(layer.threshold.detach().mean())
-            s = asf_slope(layer.fi_total, layer.fo_total, self.slope, fallback, self.eps, self.shared_fi)
+            s = asf_slope(fi, fo, self.slope, fallback, self.eps, self.shared_fi)
             if self.momentum:
                 prev = self._running.get(name)
                 s = s if prev is None else self.momentum * prev + (1.0 - self.momentum) * s
                 self._running[name] = s
             if self.mask == "silent":
-                s = s * (layer.fo_total > 0).to(s.dtype)
+                s = s * (fo > 0).to(s.dtype)
             elif self.mask == "inhibited":  # ReLU-like: no slope where the net input is <= 0, 1/V_th where a
                 if self.slope == "neuron":  # neuron got positive input but stayed below threshold
-                    s = torch.where(layer.fo_total > 0, s, torch.full_like(s, fallback))
-                s = s * (layer.fi_total > self.eps).to(s.dtype)
-            layer.totals_slope = s
+                    s = torch.where(fo > 0, s, torch.full_like(s, fallback))
+                s = s * (fi > self.eps).to(s.dtype)
+            record.set_slope(layer, s)
+        return record
 
     @torch.no_grad()
     def objective_logits(self, model: Network, inputs: torch.Tensor) -> torch.Tensor:
@@ -162,9 +171,9 @@ class ASF(LearningRule):
         no_sequence(self, sequence)  # phase 2 runs on totals: there is no output sequence to train
         check_batch(model, inputs, targets)
         T = inputs.shape[0]
-        self.record(model, inputs)
-        self.set_slopes(model)
-        out = model.totals(inputs.sum(0), T)          # phase 2: V^N(T) = FI^N through the totals network
+        record = self.set_slopes(model, self.record(model, inputs))
+        with applying_totals(record):
+            out = model.totals(inputs.sum(0), T)      # phase 2: V^N(T) = FI^N through the totals network
         logits = out / self.output_scale(model, T)
 
         def finish(aux_loss: AuxLoss | None) -> tuple[torch.Tensor, torch.Tensor]:
