@@ -360,6 +360,9 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"cuda={'yes: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no'}\n"
           f"numpy   {numpy.__version__}\n"
           f"kernels {cpp.status() if cpp.is_built() else 'not built yet (dnmsnn kernels builds them, about a minute)'}")
+    from .neuron_registry import available, neuron_kind
+
+    print("neurons " + "; ".join(f"{n}: {neuron_kind(n).summary.split(':')[0].split(',')[0]}" for n in available()))
     return 0
 
 

@@ -1,8 +1,10 @@
 """The execution plan: which code computes each layer, chosen by the functions of this module, with the reason.
 
 Every path computes the same equations (they differ by float rounding at most, see docs/concepts/speed.md);
-what differs is speed and memory. The choices are made here, and only here, by pure functions of the layer,
-its input and :mod:`dnmsnn.settings`; the layers and functional code call them and run what they return:
+what differs is speed and memory. The choices between paths are made here, by pure functions of the layer,
+its input and :mod:`dnmsnn.settings`; the layers call them and run what they return (the public functional
+entry points -- ``neuron_sequence`` and its pooled / Linear variants -- also check the backend themselves,
+since they can be called without a layer; see docs/concepts/plan.md for what is left inside them):
 
 * :func:`neuron_choice`: a spiking layer's multi-step recurrence -- the C++ fused node (``cpu-kernels``), the
   fused node's PyTorch loop (``torch``), or the step-by-step autograd loop (``reference``, and neurons whose
