@@ -8,6 +8,7 @@ from torch import nn
 import dnmsnn
 from dnmsnn import InputError
 from dnmsnn.cli import main
+from dnmsnn.functional import cpp
 from dnmsnn.plan import explain
 
 needs_kernels = pytest.mark.needs_cpp
@@ -130,3 +131,42 @@ def test_cli_explain(capsys):
     assert "no gradients" in capsys.readouterr().out
     assert main(["explain", "--set", "model.name=nosuch"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def torch_lenet_twin(seed=0):
+    """asf_lenet's layers, the synapses and pooling as plain torch modules; and the dnmsnn original."""
+    torch.manual_seed(seed)
+    ours = dnmsnn.models.create("asf_lenet")
+    mods = []
+    for m in ours:
+        if isinstance(m, dnmsnn.Conv2d):
+            t = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, bias=m.bias is not None)
+            t.load_state_dict(m.state_dict())
+            mods.append(t)
+        elif isinstance(m, dnmsnn.AvgPool2d):
+            mods.append(nn.AvgPool2d(m.kernel_size))
+        else:
+            mods.append(m)
+    return ours, dnmsnn.Network(*mods, readout=ours.readout, input_shape=ours.input_shape)
+
+
+def test_torch_image_layers_run_every_step_on_the_fast_paths():
+    ours, twin = torch_lenet_twin()
+    x = dnmsnn.PoissonEncoder(T=3, seed=0)(torch.rand(4, 1, 28, 28))
+    plan = explain(twin, x)
+    assert plan.for_layer("0")[0].kernel.startswith(("chunked", "spike convolution"))
+    assert [c.block for c in plan.for_layer("1")] == ["neuron+pool"] or cpp.load() is None
+    y, y_ours = twin.classify(x), ours.classify(x)
+    torch.testing.assert_close(y, y_ours)                     # the same layers, the same paths: same values
+    y.sum().backward()
+    y_ours.sum().backward()
+    torch.testing.assert_close(twin[0].weight.grad, ours[0].weight.grad)
+    state, steps = None, []
+    for k in range(3):                                        # single-step mode: torch layers take [B, C, H, W]
+        out, state = twin.step(x[k], state)
+        steps.append(out)
+    torch.testing.assert_close(torch.stack(steps), twin(x), rtol=1e-5, atol=1e-5)
+    bn = dnmsnn.Network(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), dnmsnn.LIF(beta=0.9), nn.MaxPool2d(2), dnmsnn.Flatten(),
+                        dnmsnn.Linear(4 * 13 * 13, 10), dnmsnn.Integrator(), input_shape=(1, 28, 28))
+    assert bn(x).shape == (3, 4, 10)
+    assert set(explain(bn, x).blocks()) >= {"batchnorm2d", "maxpool2d"}

@@ -116,15 +116,21 @@ class AvgPool2d(_TimeDistributed, nn.AvgPool2d):
 
     def square_window(self) -> int | None:
         """k when this pool is a plain k x k window with stride k (the stacked path's case), else None."""
-        k, s, p = (v if isinstance(v, int) else (v[0] if len(set(v)) == 1 else None)
-                   for v in (self.kernel_size, self.stride or self.kernel_size, self.padding))
-        plain = not self.ceil_mode and self.divisor_override is None and p == 0
-        return k if plain and k is not None and k == s else None
+        return square_window(self)
 
     def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
         if plan.recording():
             plan.note(plan.totals_choice(self), self)
         return nn.AvgPool2d.forward(self, x)
+
+
+def square_window(pool: nn.AvgPool2d) -> int | None:
+    """k when an average pool (``dnmsnn.AvgPool2d`` or ``torch.nn.AvgPool2d``) is a plain k x k window with
+    stride k (the stacked path's and the neuron + pooling node's case), else None."""
+    k, s, p = (v if isinstance(v, int) else (v[0] if len(set(v)) == 1 else None)
+               for v in (pool.kernel_size, pool.stride or pool.kernel_size, pool.padding))
+    plain = not pool.ceil_mode and pool.divisor_override is None and p == 0
+    return k if plain and k is not None and k == s else None
 
 
 class MaxPool2d(_TimeDistributed, nn.MaxPool2d):
@@ -220,17 +226,45 @@ def run_layers(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     """
     i, n = 0, len(layers)
     while i < n:
-        if plan.recording() and not isinstance(layers[i], SpikingModule):
-            plan.note(plan.foreign_choice(layers[i]), layers[i])
         fused = getattr(layers[i], "forward_fused", None)
         y = fused(x, layers[i + 1]) if fused is not None and i + 1 < n else None
         if y is None:
-            x = layers[i](x)
+            x = layers[i](x) if isinstance(layers[i], SpikingModule) else run_torch_layer(layers[i], x)
             i += 1
         else:
             x = y
             i += 2
     return x
+
+
+IMAGE_LAYERS = (nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.BatchNorm2d)  # torch layers of [N, C, H, W] images only
+
+
+def run_torch_layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A plain torch module inside a network, multi-step.
+
+    The torch image layers (exactly ``nn.Conv2d``, ``nn.AvgPool2d``, ``nn.MaxPool2d``, ``nn.BatchNorm2d``), which
+    accept ``[N, C, H, W]`` only, are applied to every step of ``[T, B, C, H, W]`` as their dnmsnn counterparts
+    are: on the ``[T*B]`` stack, through the chunked channels-last convolution and pooling where the plan
+    allows (batch norm statistics over T x B x H x W). Every other module runs on its input as given.
+    """
+    if type(layer) not in IMAGE_LAYERS or x.dim() != 5:
+        if plan.recording():
+            plan.note(plan.foreign_choice(layer), layer)
+        return layer(x)
+    stack = x.flatten(0, 1)
+    if type(layer) is nn.Conv2d and stack.shape[1] == layer.in_channels and plan.conv_choice(layer, stack):
+        if plan.recording():
+            spike = spike_conv_ones(stack, layer.weight, layer.stride, layer.padding, layer.dilation, layer.groups)
+            plan.note(plan.spike_conv_choice(spike is not None, stack, layer.weight), layer)
+        y = stacked_conv2d(stack, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups)
+    elif type(layer) is nn.AvgPool2d and (k := plan.pool_choice(layer, stack)) is not None:
+        y = stacked_avg_pool2d(stack, k)
+    else:
+        if plan.recording() and type(layer) in (nn.MaxPool2d, nn.BatchNorm2d):
+            plan.note(plan.sequence_choice(layer), layer)
+        y = layer(stack)
+    return y.unflatten(0, x.shape[:2])
 
 
 class Sequential(SpikingModule, nn.Sequential):

@@ -16,7 +16,7 @@ from . import plan
 from ._checks import check_choice, check_finite, check_sequence
 from .errors import InputError
 from .functional.surrogate import Surrogate, get_surrogate
-from .layers import Linear
+from .layers import Linear, square_window
 from .module import SpikingModule
 from .neuron_registry import NeuronKind, register_neuron
 from .totals import StraightThroughTotals
@@ -113,7 +113,7 @@ class _SpikingNeuron(SpikingModule):
         name = type(self).__name__
         self.v_trace = None
         if choice.block == "neuron+pool":  # the kernel rejects NaN / Inf itself
-            return F.neuron_pool_sequence(x, self.parameters_tuple(x.dtype), nxt.square_window(), who=name)
+            return F.neuron_pool_sequence(x, self.parameters_tuple(x.dtype), square_window(nxt), who=name)
         check_sequence(x, name)
         check_finite(x, name)
         self._check_threshold_shape(x.shape[1:])

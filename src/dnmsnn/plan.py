@@ -126,13 +126,13 @@ def _pair_refused(neuron: nn.Module, nxt: nn.Module, why: str) -> None:
 def pair_choice(neuron: nn.Module, nxt: nn.Module, x: torch.Tensor) -> Choice | None:
     """Whether ``nxt(neuron(x))`` runs as one node (the Choice) or as two layers (None)."""
     from .functional.fused import neuron_pool_fusable
-    from .layers import AvgPool2d, Linear
+    from .layers import AvgPool2d, Linear, square_window
     from .module import has_hooks
     from .neuron_registry import FUSED, kind_of
     from .neurons import _SpikingNeuron
     from .totals import is_recording
 
-    pool = type(nxt).forward is AvgPool2d.forward
+    pool = type(nxt).forward is AvgPool2d.forward or type(nxt) is nn.AvgPool2d
     linear = type(nxt).forward is Linear.forward or type(nxt).forward is nn.Linear.forward
     if not (pool or linear):
         return None
@@ -152,7 +152,7 @@ def pair_choice(neuron: nn.Module, nxt: nn.Module, x: torch.Tensor) -> Choice | 
     if has_hooks(neuron) or has_hooks(nxt):
         return _pair_refused(neuron, nxt, "module hooks are attached")
     if pool:
-        k = nxt.square_window()
+        k = square_window(nxt)
         if k is None:
             return _pair_refused(neuron, nxt, "the pool is not a plain k x k window with stride k")
         why = "the input is not [T, B, C, H, W]" if x.dim() != 5 else stacked_reason(x.flatten(0, 1))
@@ -205,9 +205,8 @@ def _torch_base(module: nn.Module) -> str:
 
 
 ADVICE = {nn.Linear: "dnmsnn.Linear (spike kernels; it also fuses with the neuron before it, as this one does)",
-          nn.Conv2d: "dnmsnn.Conv2d (chunked channels-last stack, spike convolution, neuron + pooling fusion)",
-          nn.AvgPool2d: "dnmsnn.AvgPool2d (neuron + pooling fusion, channels-last pooling)",
-          nn.BatchNorm2d: "dnmsnn.BatchNorm2d (statistics over T x B)", nn.Flatten: "dnmsnn.Flatten"}
+          nn.Flatten: "dnmsnn.Flatten (flattens each step's features; torch's Flatten would merge B with them)",
+          nn.Dropout: "dnmsnn.Dropout (one mask for all T steps)"}
 
 
 def foreign_choice(module: nn.Module) -> Choice:
@@ -298,7 +297,9 @@ def spike_conv_choice(spike: bool, x: torch.Tensor, weight: torch.Tensor) -> Cho
 def pool_choice(pool: nn.Module, stack: torch.Tensor) -> int | None:
     """k when a multi-step AvgPool2d runs the stacked channels-last path (a plain k x k / stride k window on
     channels-last input), else None (PyTorch's avg_pool2d on the input as laid out)."""
-    k = pool.square_window()
+    from .layers import square_window
+
+    k = square_window(pool)
     why = ("not a plain k x k window with stride k" if k is None else stacked_reason(stack)
            or (None if stack.permute(0, 2, 3, 1).is_contiguous() else "the input is not channels-last"))
     if recording():
