@@ -119,6 +119,10 @@ def test_explain_leaves_the_network_as_it_was():
     plan = explain(net, x)
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())  # BatchNorm statistics restored
     assert all(p.grad is None for p in net.parameters())
+    first = next(net.parameters())
+    first.grad = torch.ones_like(first)                      # a user's accumulated gradient survives explain
+    explain(net, x)
+    assert torch.equal(first.grad, torch.ones_like(first))
     assert "batchnorm2d" in plan.blocks() and plan.for_layer("17")  # every layer, the spiking output included
 
 

@@ -374,7 +374,7 @@ def explain(network: nn.Module, example: torch.Tensor, mode: str = "sequence", g
     """Run ``network`` once on ``example`` ([T, B, ...]) in ``mode`` (``sequence``: multi-step classify;
     ``step``: one step of ``network.step``; ``totals``: the asf rule's two phases) with the recorder on, and
     return the plan that ran. ``grad``: with parameter gradients (as in training) or without (inference).
-    The network's outputs are discarded; its BatchNorm running statistics are restored afterwards."""
+    The network's outputs are discarded; its BatchNorm running statistics and gradients are as they were."""
     from ._checks import check_choice
     from .errors import InputError
 
@@ -383,6 +383,7 @@ def explain(network: nn.Module, example: torch.Tensor, mode: str = "sequence", g
         raise InputError("explain needs an example input [T, B, ...] (encode images first)")
     order = {id(m): (i, name or "(network)") for i, (name, m) in enumerate(network.named_modules())}
     saved = [b.detach().clone() for b in network.buffers()]
+    grads = [p.grad for p in network.parameters()]
     try:
         with _record() as rows, torch.set_grad_enabled(grad):
             if mode == "sequence":
@@ -399,7 +400,8 @@ def explain(network: nn.Module, example: torch.Tensor, mode: str = "sequence", g
         with torch.no_grad():
             for b, s in zip(network.buffers(), saved, strict=True):
                 b.copy_(s)
-        network.zero_grad(set_to_none=True)
+        for p, g in zip(network.parameters(), grads, strict=True):  # gradients as they were (a totals-mode
+            p.grad = g                                              # explain runs a backward-ready forward only)
     s = settings.current()
     header = (f"{type(network).__name__}, mode {mode}, input {list(example.shape)} {example.dtype}, gradients "
               f"{'on' if grad else 'off'}; settings: backend {s.backend}, spike_kernels "

@@ -369,7 +369,7 @@ def _is_spiking(t: torch.Tensor) -> bool:
 
 
 def _layer_label(name: str, labels: dict[str, str] | None = None) -> str:
-    """A layer's name in a figure: its role from :func:`~dnmsnn.analysis.activity.layer_labels` when known."""
+    """A layer's name in a figure: its role from :func:`~dnmsnn.graph.layer_labels` when known."""
     if labels and name in labels:
         return labels[name]
     return name if name == "input" else f"layer {name}"
