@@ -262,35 +262,30 @@ def test_neuron_linear_node_in_chunks(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
-def _node_names(t: torch.Tensor) -> set[str]:
-    seen, todo = {}, [t.grad_fn]
-    while todo:
-        fn = todo.pop()
-        if fn is not None and id(fn) not in seen:
-            seen[id(fn)] = type(fn).__name__
-            todo += [f for f, _ in fn.next_functions]
-    return set(seen.values())
+def _layer1(net: dnmsnn.Network, x: torch.Tensor, **kw) -> list:
+    """The plan's choices for the network's first neuron (layer 1), from dnmsnn.explain."""
+    return dnmsnn.explain(net, x, **kw).for_layer("1")
 
 
 def test_network_fuses_neuron_and_linear_only_when_nothing_is_hidden():
     x = (torch.rand(6, 2, 20) < 0.5).float()
     net = _mlp("sum", 0.9)
-    assert "NeuronLinearSequenceBackward" in _node_names(net.classify(x))
-    with torch.no_grad():
-        assert net.classify(x).grad_fn is None
+    assert [c.block for c in _layer1(net, x)] == ["neuron+linear"]
+    assert "no gradients" in _layer1(net, x, grad=False)[0].reason
     with reference_path():
-        assert "NeuronLinearSequenceBackward" not in _node_names(net.classify(x))
+        assert _layer1(net, x)[0].reason == "backend 'reference'"
     net[1].record = True
-    assert "NeuronLinearSequenceBackward" not in _node_names(net.classify(x))
+    assert "records its potential trace" in _layer1(net, x)[0].reason
+    net.classify(x)
     assert net[1].v_trace is not None
     net[1].record = False
     seen = []
     handle = net[1].register_forward_hook(lambda m, i, o: seen.append(o))
-    assert "NeuronLinearSequenceBackward" not in _node_names(net.classify(x)) and len(seen) == 1
+    assert "hooks" in _layer1(net, x)[0].reason and len(seen) == 1  # the hook ran: the layer was not skipped
     handle.remove()
     for p in net.parameters():
         p.requires_grad_(False)
-    assert net.classify(x).grad_fn is None  # nothing to differentiate: the plain path
+    assert "nothing to differentiate" in _layer1(net, x)[0].reason
 
 
 def test_network_with_pairs_equals_reference_path():
