@@ -64,8 +64,10 @@ def paired(a: dict[int, float], b: dict[int, float]) -> str:
         return f"{len(d)} | " + (f"{d[0]:+.2f}" if d else "--") + " | -- | --"
     m, sd = mean_std(d)
     half = stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d))
-    p = stats.ttest_rel([b[s] for s in common], [a[s] for s in common]).pvalue if sd > 0 else 1.0
     welch = stats.ttest_ind(list(b.values()), list(a.values()), equal_var=False).pvalue
+    if sd < 1e-6:  # the same difference in every seed (to float rounding): the paired t is undefined, not 0
+        return f"{len(d)} | {m:+.2f} (every seed) | n/a (no spread) | {welch:.3f}"
+    p = stats.ttest_rel([b[s] for s in common], [a[s] for s in common]).pvalue
     return f"{len(d)} | {m:+.2f} [{m - half:+.2f}, {m + half:+.2f}] | {p:.3f} | {welch:.3f}"
 
 
