@@ -13,24 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 from _results import write_results  # benchmarks/ is on sys.path when a script here runs
 
+from dnmsnn.functional.spike_matmul import median_time
+
 SHAPES = [(256, 16, 28, 16), (256, 32, 14, 32), (256, 64, 7, 64)]  # images, channels in, size, channels out
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[repeats // 2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             F.conv2d(x2, torch.cat([w1, w2]), padding=1, groups=2).sum().backward()
 
         rows.append({"images": n, "channels": c, "size": size, "out": co, "threads": args.threads,
-                     "separate_s": median_time(separate, args.repeats),
-                     "grouped_s": median_time(grouped, args.repeats)})
+                     "separate_s": median_time(separate, args.repeats, warmup=2),
+                     "grouped_s": median_time(grouped, args.repeats, warmup=2)})
     lines = ["# Grouped (groups = 2) against two separate 3x3 convolutions, forward + backward", "",
              f"channels-last, {args.threads} thread(s), median of {args.repeats} calls; the shapes of resnet11_w8's "
              "3x3 convolutions at T = 4, batch 64.", "",

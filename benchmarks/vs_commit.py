@@ -4,8 +4,8 @@
     python benchmarks/vs_commit.py --baseline ../dnmsnn-26aa99b --out benchmarks/results/vs_26aa99b_resnet
 
 Each measurement is a fresh process (``PYTHONPATH=<checkout>/src``) that builds the model, warms up, and
-times ``--steps`` BPTT training steps (forward, backward, Adam; T = 4, batch 64, MNIST-sized direct input,
-BatchNorm on) of one network and of a cohort of 2 (``dnmsnn.Cohort``, exchange ``kl``); the two checkouts
+times ``--steps`` training steps (``--rule``, default BPTT; forward, backward, Adam; T = 4, batch 64, MNIST-sized
+direct input, BatchNorm on) of one network and of a cohort of 2 (``dnmsnn.Cohort``, exchange ``kl``); the two checkouts
 alternate for ``--rounds`` rounds, so a slow phase of the host hits both. The table gives medians over the
 rounds and the ratios (speed-up = baseline time / this checkout's time; cohort cost = cohort time / single
 time within one checkout); peak MB is the process's peak resident memory above what it held before the first
@@ -27,13 +27,14 @@ from _results import write_results  # benchmarks/ is on sys.path when a script h
 CHILD = r"""
 import json, sys, time, torch, dnmsnn
 model, T, batch, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+rule = sys.argv[6]
 torch.set_num_threads(threads)
 def trainer(size):
     nets = []
     for k in range(size):
         torch.manual_seed(k)
         nets.append(dnmsnn.models.create(model, input_shape=(1, 28, 28)))
-    cohort = dnmsnn.Cohort(nets, "bptt", exchange="kl", weight=1.0, seeds=list(range(size)))
+    cohort = dnmsnn.Cohort(nets, rule, exchange="kl", weight=1.0, seeds=list(range(size)))
     opts = [torch.optim.Adam(n.parameters(), lr=1e-3) for n in nets]
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 1, 28, 28, generator=g).expand(T, -1, -1, -1, -1).contiguous()
@@ -70,7 +71,7 @@ print(json.dumps(out))
 def measure(src: Path, args: argparse.Namespace) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(src / "src"), "OMP_NUM_THREADS": str(args.threads)}
     res = subprocess.run([sys.executable, "-c", CHILD, args.model, str(args.T), str(args.batch), str(args.steps),
-                          str(args.threads)], env=env, capture_output=True, text=True, check=True)
+                          str(args.threads), args.rule], env=env, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--baseline", required=True, help="a checkout (git worktree) of the older commit")
     ap.add_argument("--model", default="resnet11_w8")
+    ap.add_argument("--rule", default="bptt", help="bptt, spatial or asf (default arguments)")
     ap.add_argument("--T", type=int, default=4)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
            for name in ("baseline", "this")}
     b = args.batch
     lines = [f"# {args.model}: this checkout ({head}) against {commit}", "",
-             f"BPTT training step, T = {args.T}, batch {b}, direct input [1, 28, 28], {args.threads} thread(s); "
+             f"{args.rule} training step, T = {args.T}, batch {b}, direct input [1, 28, 28], {args.threads} thread(s); "
              f"median of {args.rounds} alternating rounds x {args.steps} steps, each round a fresh process per "
              "checkout.", "",
              "| code | single: s per step | samples/s | cohort of 2: s per step | cohort / single | peak MB: single | "

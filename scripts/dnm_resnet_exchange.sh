@@ -7,24 +7,16 @@
 # The kl pair of the same seed (the design of the main study) is runs/dnm_resnet/mnist_dnm_s<S>.
 set -u
 cd "$(dirname "$0")/.."
-D=.venv/bin/dnmsnn
+. scripts/_dnm_run.sh
 mkdir -p runs/dnm_resnet_exchange
 for seed in ${SEEDS:-0 1}; do
   for variant in kl_steps mse_steps warmup2 ramp5; do
-    out=runs/dnm_resnet_exchange/mnist_${variant}_s$seed
-    [ -f "$out/results.json" ] && continue
     case $variant in
       kl_steps) v=(--set cohort.exchange=kl_steps);;          # the outputs after every step (running counts), KL
       mse_steps) v=(--set cohort.exchange=mse_steps);;        # distance between the output spike trains
       warmup2) v=(--set cohort.warmup_epochs=2);;             # lambda = 0 for 2 epochs, then 1
       ramp5) v=(--set cohort.ramp_epochs=5);;                 # lambda rising 0.2, 0.4, ... 1 over 5 epochs
     esac
-    echo "$(date +%T) $out"
-    if [ -f "$out/config.yaml" ]; then
-      $D train --out "$out" --resume --data-dir ../shared/data || continue
-    else
-      $D train --config configs/dnm_resnet11_mnist.yaml --data-dir ../shared/data --seed "$seed" --out "$out" \
-        --set train.threads=1 --set train.progress=false "${v[@]}" || continue
-    fi
+    dnm_run "runs/dnm_resnet_exchange/mnist_${variant}_s$seed" configs/dnm_resnet11_mnist.yaml "$seed" "${v[@]}"
   done
 done

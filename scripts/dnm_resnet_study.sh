@@ -6,21 +6,14 @@
 #   mkdir -p runs/dnm_resnet && nohup setsid scripts/dnm_resnet_study.sh > runs/dnm_resnet/worker1.log 2>&1 &
 set -u
 cd "$(dirname "$0")/.."
-D=.venv/bin/dnmsnn
+. scripts/_dnm_run.sh
 mkdir -p runs/dnm_resnet
 for data in mnist fashion_mnist; do
   for seed in 0 1 2; do
     for group in single dnm lambda0; do
-      out=runs/dnm_resnet/${data}_${group}_s$seed
-      [ -f "$out/results.json" ] && continue
-      case $group in single) g=(--set cohort.size=1);; dnm) g=();; lambda0) g=(--set cohort.weight=0);; esac
-      echo "$(date +%T) $out"
-      if [ -f "$out/config.yaml" ]; then
-        $D train --out "$out" --resume --data-dir ../shared/data || continue   # held by the other worker: next
-      else
-        $D train --config configs/dnm_resnet11_mnist.yaml --data-dir ../shared/data --seed "$seed" --out "$out" \
-          --set data.name=$data --set train.threads=1 --set train.progress=false "${g[@]}" || continue
-      fi
+      # shellcheck disable=SC2046  # the group's overrides are words
+      dnm_run "runs/dnm_resnet/${data}_${group}_s$seed" configs/dnm_resnet11_mnist.yaml "$seed" \
+        --set data.name=$data $(dnm_group $group)
     done
   done
 done

@@ -102,8 +102,7 @@ def test_single_step_equals_the_sequence_and_spatial_gradients_stay_in_their_ste
     assert isinstance(state, dnmsnn.adaptive_lif.AdaptiveState)
     assert torch.equal(torch.stack(steps), n(x))
     xr = x.clone().requires_grad_()
-    with dnmsnn.functional.no_temporal_grad():
-        n(xr)[-1].sum().backward()           # only the last step's spikes in the loss
+    n(xr, dnmsnn.RunOptions(temporal_grad=False))[-1].sum().backward()  # only the last step's spikes in the loss
     assert xr.grad[:-1].abs().sum() == 0 and xr.grad[-1].abs().sum() > 0
 
 

@@ -26,7 +26,7 @@ forward itself is checked against ``reference.mlp_forward`` with the same sigmoi
 known to be in effect.
 
 The hand-derived NumPy BPTT covers the real Heaviside forward, ``detach_reset`` and all three charge forms,
-on the default (fused) path, the step-by-step path and under ``no_temporal_grad``.
+on the default (fused) path, the step-by-step path and without temporal gradient (``temporal_grad=False``).
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def REFERENCE_PATH():
     return dnmsnn.use_backend("reference")
 
 
-NO_TEMPORAL_GRAD = dnmsnn.functional.no_temporal_grad
+NO_TEMPORAL = dnmsnn.RunOptions(temporal_grad=False)
 
 
 @pytest.fixture
@@ -204,7 +204,7 @@ def numpy_bptt(W1, W2, x, targets, form, th, v_reset, reset, detach, dsur, tempo
     Charge ``H = a V + c net + d`` with (a, c) = (beta, 1) for the beta form (plus the leak towards v_reset),
     (1 - 1/tau, 1/tau) for the tau form, (1, 1) for IF; reset ``V = H (1 - S) + v_reset S`` or ``H - th S``;
     ``dS/dH := f'(H - th)``; with ``detach`` the reset's S carries no gradient; without ``temporal`` no
-    gradient flows from any state at k-1 into step k (``no_temporal_grad``: space only, Bondarev eq. 8).
+    gradient flows from any state at k-1 into step k (``temporal_grad=False``: space only, Bondarev eq. 8).
     """
     a, c = {"beta": (0.8, 1.0), "tau": (0.5, 0.5), "if": (1.0, 1.0)}[form]
     T, B, _ = x.shape
@@ -246,14 +246,19 @@ def numpy_bptt(W1, W2, x, targets, form, th, v_reset, reset, detach, dsur, tempo
     return loss, dW1, dW2
 
 
-@contextlib.contextmanager
 def run_path(path: str):
-    with contextlib.ExitStack() as stack:
-        if path.startswith("reference"):
-            stack.enter_context(REFERENCE_PATH())
-        if "no_temporal" in path:
-            stack.enter_context(NO_TEMPORAL_GRAD())
-        yield
+    return REFERENCE_PATH() if path.startswith("reference") else contextlib.nullcontext()
+
+
+def bptt_loss_backward(net, x, targets, path: str) -> torch.Tensor:
+    """The bptt rule's loss and backward; on a ``no_temporal`` path the same objective from a run without
+    temporal gradient (``net.run(..., temporal_grad=False)``, the spatial rule's mode)."""
+    with run_path(path):
+        if "no_temporal" not in path:
+            return dnmsnn.rules.create("bptt").loss_backward(net, x, targets)[0]
+        loss = dnmsnn.rules.base.task_loss(net.run(x, "logits", temporal_grad=False).output, targets)
+    loss.backward()
+    return loss.detach()
 
 
 @pytest.mark.parametrize("path", ["default", "reference_path", "no_temporal_grad", "reference_no_temporal"])
@@ -266,10 +271,8 @@ def test_bptt_matches_hand_derived_numpy_bptt(form, reset, detach, surrogate, pa
     net = make_net(form, reset=reset, v_reset=v_reset, surrogate=surrogate, surrogate_param=None,
                    detach_reset=detach, hidden=(6,), seed=2)
     x, targets = batch(T=6, B=5, seed=4)
-    rule = dnmsnn.rules.create("bptt")
     net.zero_grad()
-    with run_path(path):
-        loss, _ = rule.loss_backward(net, x, targets)
+    loss = bptt_loss_backward(net, x, targets, path)
     lin1, lin2 = [m for m in net if isinstance(m, dnmsnn.Linear)]
     W1, W2 = lin1.weight.detach().numpy(), lin2.weight.detach().numpy()
     loss_np, dW1, dW2 = numpy_bptt(W1, W2, x.numpy(), targets.numpy(), form, 0.5, v_reset, reset, detach,
@@ -306,9 +309,9 @@ def test_default_path_equals_step_by_step_path(case, temporal):
     kernels = []
     for path in ["default", "reference_path"]:
         x = x0.clone().requires_grad_(True)
-        with run_path(path), (contextlib.nullcontext() if temporal else NO_TEMPORAL_GRAD()):
+        with run_path(path):
             kernels.append(dnmsnn.plan.neuron_choice(x, m.parameters_tuple(x.dtype), m).kernel)
-            y = m(x)
+            y = m(x) if temporal else m(x, NO_TEMPORAL)
         y.backward(upstream)
         results.append((y.detach(), m.v_trace.clone(), x.grad))
     (y_a, h_a, g_a), (y_b, h_b, g_b) = results

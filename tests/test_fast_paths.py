@@ -27,7 +27,6 @@ from dnmsnn.functional import (
     fused_backend,
     integrator_readout,
     integrator_readout_weights,
-    no_temporal_grad,
     reference_path,
     spike_matmul,
 )
@@ -210,8 +209,8 @@ def test_closed_form_is_skipped_when_the_trace_is_needed():
     net.classify(x)
     assert seen == [(6, 2, 4)]  # the hook ran: the Integrator was called
     net = _mlp("final", None)
-    with no_temporal_grad():  # spatial gradients differ from the closed form's: literal path
-        logits = net.classify(x)
+    # spatial gradients differ from the closed form's: literal path
+    logits = net.run(x, "logits", temporal_grad=False).output
     torch.testing.assert_close(logits, net(x)[-1])
 
 
@@ -234,8 +233,9 @@ def test_neuron_linear_node_equals_the_two_layers(backend, form, reset, detach, 
     params = [x, *lin.parameters(), *([neuron.threshold] if thr == "learnable" else [])]
     res = []
     for fused in (True, False):
-        with fused_backend(backend), torch.enable_grad() if temporal else no_temporal_grad():
-            y = neuron.forward_fused(x, lin) if fused else lin(neuron(x))
+        run = dnmsnn.RunOptions(temporal_grad=temporal)
+        with fused_backend(backend):
+            y = neuron.forward_fused(x, lin, run) if fused else lin(neuron(x, run))
         assert (type(y.grad_fn).__name__ == "NeuronLinearSequenceBackward") == fused
         res.append((y, torch.autograd.grad((y * w).sum(), params)))
     assert torch.equal(res[0][0], res[1][0])

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import dnmsnn
-from dnmsnn.functional import cpp, fused_backend, no_temporal_grad, reference_path
+from dnmsnn.functional import cpp, fused_backend, reference_path
 
 CASES = list(itertools.product(["beta", "tau", "if"], ["zero", "subtract"], [False, True], [False, True],
                                [True, False], ["exp", "atan", "rect", "sigmoid", "triangle", "fast_sigmoid"]))
@@ -42,9 +42,8 @@ def test_fused_equals_reference(backend, form, reset, detach, strict, temporal, 
     weight = torch.randn(9, 3, 7, dtype=torch.float64)
 
     def run(reference: bool):
-        with reference_path() if reference else torch.enable_grad(), \
-                torch.enable_grad() if temporal else no_temporal_grad():
-            y = neuron(x)
+        with reference_path() if reference else torch.enable_grad():
+            y = neuron(x, dnmsnn.RunOptions(temporal_grad=temporal))
         (gx,) = torch.autograd.grad((y * weight).sum(), x)
         return y, gx, neuron.v_trace
 

@@ -75,8 +75,7 @@ def test_neurons_the_fused_node_cannot_carry_run_the_loop_and_say_why(neuron, wh
 
 def test_readout_spatial_step_and_totals_modes():
     net, x = mlp_and_input()
-    with dnmsnn.functional.no_temporal_grad():
-        assert "no temporal gradient" in explain(net, x).for_layer("4")[0].reason
+    assert "no temporal gradient" in explain(net, x, temporal_grad=False).for_layer("4")[0].reason
     step = explain(net, x, mode="step")
     assert step.for_layer("2")[0].reason == "single-step mode"
     totals = explain(net, x, mode="totals")

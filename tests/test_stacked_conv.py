@@ -182,7 +182,7 @@ def test_neuron_pool_node_is_bitwise_the_two_layers(make, dtype):
                    lambda *a: calls.append(1) or orig(*a))
         fused = run()
     assert calls, "the neuron + pool node was not used"
-    net[1].forward_fused = lambda x, nxt: None  # the two layers one after the other
+    net[1].forward_fused = lambda x, nxt, run: None  # the two layers one after the other
     separate = run()
     assert torch.equal(fused[0], separate[0])
     for a, e in zip([fused[1], *fused[2]], [separate[1], *separate[2]], strict=True):

@@ -23,8 +23,8 @@ from .layers import (
     Residual,
     Sequential,
 )
-from .module import SpikingModule
-from .network import Network
+from .module import RunOptions, SpikingModule
+from .network import Network, RunResult
 from .neurons import IF, LIF, Integrator
 from .parametric_lif import ParametricLIF
 from .plan import explain
@@ -36,6 +36,6 @@ __all__ = [
     "IF", "LIF", "AdaptiveLIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CheckpointError", "Cohort", "ConfigError",
     "Conv2d", "DataError", "DirectEncoder", "DnmsnnError", "Dropout", "Encoder", "Flatten", "InputError",
     "Integrator", "Linear", "MaxPool2d", "Mix", "Network", "ParametricLIF", "PoissonEncoder", "Residual",
-    "Sequential", "SignedPoissonEncoder", "SpikingModule", "create_encoder", "explain", "functional", "get_surrogate",
-    "models", "rules", "settings", "use_backend", "weights", "__version__",
+    "RunOptions", "RunResult", "Sequential", "SignedPoissonEncoder", "SpikingModule", "create_encoder", "explain",
+    "functional", "get_surrogate", "models", "rules", "settings", "use_backend", "weights", "__version__",
 ]

@@ -13,7 +13,7 @@ In dnmsnn's discrete frame (input and spike in the same step, as for :class:`~dn
     a[k] = rho a[k-1] + (1 - rho) S[k],  rho = exp(-1 / tau_a),  a[0] = 0,  V[0] = V_reset
 
 Gradients: the surrogate of ``H - A`` reaches both the potential and, through A, the adaptation's past (full BPTT;
-inside :func:`~dnmsnn.functional.no_temporal_grad` both V[k-1] and a[k-1] are detached). Differences from the
+in a run without temporal gradient, e.g. the spatial rule's, both V[k-1] and a[k-1] are detached). Differences from the
 paper, stated: the surrogate takes ``H - A`` (Bellec et al. scale it by ``1 / A``), and the reset acts within the
 step, so the next step's leak applies to it (Bellec et al. subtract it after the leak), as for every dnmsnn LIF.
 
@@ -32,8 +32,9 @@ from . import functional as F
 from . import plan
 from ._checks import check_finite, check_sequence
 from .errors import InputError
-from .functional.neuron import charge, fire_and_reset, temporal_grad_enabled
+from .functional.neuron import charge, fire_and_reset
 from .functional.surrogate import Surrogate
+from .module import DEFAULT_RUN, RunOptions
 from .neuron_registry import NeuronKind, register_neuron
 from .neurons import LIF
 
@@ -46,12 +47,13 @@ class AdaptiveState(NamedTuple):
 
 
 def adaptive_lif_step(
-    x: torch.Tensor, state: AdaptiveState | None, p: F.NeuronParameters, rho: float, adapt: float
+    x: torch.Tensor, state: AdaptiveState | None, p: F.NeuronParameters, rho: float, adapt: float,
+    temporal_grad: bool = True,
 ) -> tuple[torch.Tensor, AdaptiveState, torch.Tensor]:
     """One step (module docstring's equations): returns (spikes S[k], state (V[k], a[k]), potential H[k])."""
     if state is None:
         state = AdaptiveState(torch.full_like(x, p.v_reset), torch.zeros_like(x))
-    v_prev, a_prev = state if temporal_grad_enabled() else (state.v.detach(), state.a.detach())
+    v_prev, a_prev = state if temporal_grad else (state.v.detach(), state.a.detach())
     h = charge(v_prev, x, p)
     s, v = fire_and_reset(h, p._replace(threshold=p.threshold + adapt * a_prev))
     return s, AdaptiveState(v, rho * a_prev + (1.0 - rho) * s), h
@@ -96,7 +98,7 @@ class AdaptiveLIF(LIF):
         """The adaptation's decay per step, ``exp(-1 / tau_a)``."""
         return math.exp(-1.0 / self.tau_a)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
         check_sequence(x, "AdaptiveLIF")
         check_finite(x, "AdaptiveLIF")
         self._check_threshold_shape(x.shape[1:])
@@ -105,20 +107,22 @@ class AdaptiveLIF(LIF):
             plan.note(plan.neuron_choice(x, p, self), self)
         state, spikes, trace = None, [], []
         for k in range(x.shape[0]):
-            s, state, h = adaptive_lif_step(x[k], state, p, rho, self.adapt)
+            s, state, h = adaptive_lif_step(x[k], state, p, rho, self.adapt, run.temporal_grad)
             spikes.append(s)
             if self.record:
                 trace.append(h.detach())
         self.v_trace = torch.stack(trace) if self.record else None
         out = torch.stack(spikes)
-        self._accumulate(x.detach().sum(0), out.detach().sum(0))
+        self._accumulate(x.detach().sum(0), out.detach().sum(0), run)
         return out
 
-    def step(self, x: torch.Tensor, state: AdaptiveState | None = None) -> tuple[torch.Tensor, AdaptiveState]:
+    def step(self, x: torch.Tensor, state: AdaptiveState | None = None,
+             run: RunOptions = DEFAULT_RUN) -> tuple[torch.Tensor, AdaptiveState]:
         if plan.recording():
             plan.note(plan.step_choice(self), self)
-        s, state, _ = adaptive_lif_step(x, state, self.parameters_tuple(x.dtype), self.rho, self.adapt)
-        self._accumulate(x.detach(), s.detach())
+        s, state, _ = adaptive_lif_step(x, state, self.parameters_tuple(x.dtype), self.rho, self.adapt,
+                                        run.temporal_grad)
+        self._accumulate(x.detach(), s.detach(), run)
         return s, state
 
     def extra_repr(self) -> str:

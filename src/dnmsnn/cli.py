@@ -387,7 +387,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
                          "step" if cfg.rule.name == "spatial" and cfg.rule.args.get("online") else "sequence")
     model.train(not args.no_grad)
     print(f"{cfg.model.name} on {info.name} inputs, rule {cfg.rule.name}, T = {cfg.encoder.T} ({cfg.encoder.name})")
-    print(explain(model, x, mode=mode, grad=not args.no_grad))
+    spatial = cfg.rule.name == "spatial"  # the spatial rule runs without temporal gradient (Bondarev eq. 8)
+    print(explain(model, x, mode=mode, grad=not args.no_grad, temporal_grad=not spatial))
     return 0
 
 

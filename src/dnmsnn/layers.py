@@ -17,7 +17,7 @@ from .errors import InputError
 from .functional.conv import stacked_avg_pool2d, stacked_conv2d
 from .functional.spike_matmul import linear as spike_linear
 from .functional.spike_matmul import spike_conv_ones
-from .module import SpikingModule, step_module, totals_module
+from .module import DEFAULT_RUN, RunOptions, SpikingModule, check_runs_as_told, step_module, takes_run, totals_module
 from .sharding import BATCH_SHARD
 
 
@@ -216,10 +216,10 @@ class Dropout(SpikingModule):
         return f"p={self.p}"
 
 
-def run_layers(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    """Apply ``layers`` in order (multi-step).
+def run_layers(layers: list[nn.Module], x: torch.Tensor, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
+    """Apply ``layers`` in order (multi-step), each through :func:`run_module` with the run's options.
 
-    A layer with a ``forward_fused(x, next_layer)`` method (the spiking neurons) may run together with the
+    A layer with a ``forward_fused(x, next_layer, run)`` method (the spiking neurons) may run together with the
     layer after it: it returns that layer's output, or None when it does not fuse (then both run as usual).
     LIF / IF followed by a Linear fuse during training (one autograd node, spikes kept as bytes: same
     values, less memory; see :func:`dnmsnn.functional.neuron_linear_sequence`).
@@ -227,14 +227,23 @@ def run_layers(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     i, n = 0, len(layers)
     while i < n:
         fused = getattr(layers[i], "forward_fused", None)
-        y = fused(x, layers[i + 1]) if fused is not None and i + 1 < n else None
+        y = fused(x, layers[i + 1], run) if fused is not None and i + 1 < n else None
         if y is None:
-            x = layers[i](x) if isinstance(layers[i], SpikingModule) else run_torch_layer(layers[i], x)
+            x = run_module(layers[i], x, run)
             i += 1
         else:
             x = y
             i += 2
     return x
+
+
+def run_module(module: nn.Module, x: torch.Tensor, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
+    """Any module multi-step: called (hooks included) with ``run`` where it takes one (neurons, containers),
+    as it is where it does not, and a plain torch layer through :func:`run_torch_layer`."""
+    if takes_run(module):
+        return module(x, run)
+    check_runs_as_told(module, run)
+    return module(x) if isinstance(module, SpikingModule) else run_torch_layer(module, x)
 
 
 IMAGE_LAYERS = (nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.BatchNorm2d)  # torch layers of [N, C, H, W] images only
@@ -270,42 +279,49 @@ def run_torch_layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
 class Sequential(SpikingModule, nn.Sequential):
     """A chain of layers runnable multi-step (layer by layer over all T) or one step at a time."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return run_layers(list(self), x)
+    takes_run = True
 
-    def step(self, x: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+    def forward(self, x: torch.Tensor, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
+        return run_layers(list(self), x, run)
+
+    def step(self, x: torch.Tensor, state: list | None = None,
+             run: RunOptions = DEFAULT_RUN) -> tuple[torch.Tensor, list]:
         state = [None] * len(self) if state is None else state
         new_state = []
         for layer, s in zip(self, state, strict=True):
-            x, s = step_module(layer, x, s)
+            x, s = step_module(layer, x, s, run)
             new_state.append(s)
         return x, new_state
 
-    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+    def totals(self, x: torch.Tensor, T: int, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
         for layer in self:
-            x = totals_module(layer, x, T)
+            x = totals_module(layer, x, T, run)
         return x
 
 
 class Residual(SpikingModule):
     """``y = body(x) + shortcut(x)`` (identity shortcut when None); put a neuron after it to spike on the sum."""
 
+    takes_run = True
+
     def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
         super().__init__()
         self.body = body
         self.shortcut = shortcut
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+    def forward(self, x: torch.Tensor, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
+        y = run_module(self.body, x, run)
+        return y + (x if self.shortcut is None else run_module(self.shortcut, x, run))
 
-    def step(self, x: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+    def step(self, x: torch.Tensor, state: tuple | None = None,
+             run: RunOptions = DEFAULT_RUN) -> tuple[torch.Tensor, tuple]:
         body_state, short_state = (None, None) if state is None else state
-        y, body_state = step_module(self.body, x, body_state)
+        y, body_state = step_module(self.body, x, body_state, run)
         if self.shortcut is None:
             return y + x, (body_state, None)
-        s, short_state = step_module(self.shortcut, x, short_state)
+        s, short_state = step_module(self.shortcut, x, short_state, run)
         return y + s, (body_state, short_state)
 
-    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
-        y = totals_module(self.body, x, T)
-        return y + (x if self.shortcut is None else totals_module(self.shortcut, x, T))
+    def totals(self, x: torch.Tensor, T: int, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
+        y = totals_module(self.body, x, T, run)
+        return y + (x if self.shortcut is None else totals_module(self.shortcut, x, T, run))

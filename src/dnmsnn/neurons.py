@@ -2,6 +2,8 @@
 
 Each takes ``[T, B, ...]`` and returns ``[T, B, ...]``; the state starts at rest on every call, so
 there is no state to forget to reset. ``record=True`` keeps the pre-reset potential H in ``.v_trace``.
+How a call computes (temporal gradients, ASF totals) is the :class:`~dnmsnn.module.RunOptions` it is given as
+its last argument (the network's :meth:`~dnmsnn.Network.run` passes it down; a direct call uses the default).
 """
 from __future__ import annotations
 
@@ -17,11 +19,9 @@ from ._checks import check_choice, check_finite, check_sequence
 from .errors import InputError
 from .functional.surrogate import Surrogate, get_surrogate
 from .layers import Linear, square_window
-from .module import SpikingModule
+from .module import DEFAULT_RUN, RunOptions, SpikingModule
 from .neuron_registry import NeuronKind, register_neuron
 from .totals import StraightThroughTotals
-from .totals import applied as totals_applied
-from .totals import recording as totals_recording
 
 RESETS = ("zero", "subtract")
 
@@ -35,6 +35,9 @@ def _threshold_tensor(threshold: float | torch.Tensor, dtype: torch.dtype) -> to
 
 class _SpikingNeuron(SpikingModule):
     """Shared machinery of LIF and IF: threshold (fixed, per-neuron or learnable), reset, surrogate."""
+
+    takes_run = True
+    is_neuron = True
 
     def __init__(
         self,
@@ -83,21 +86,21 @@ class _SpikingNeuron(SpikingModule):
             strict=self.strict, detach_reset=self.detach_reset, surrogate=self.surrogate,
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
         check_sequence(x, type(self).__name__)
         check_finite(x, type(self).__name__)
         self._check_threshold_shape(x.shape[1:])
         p = self.parameters_tuple(x.dtype)
         choice = plan.note(plan.neuron_choice(x, p, self), self)
         if choice.kernel == plan.LOOP:
-            spikes, trace = F.neuron_loop(x, p, record=self.record)
+            spikes, trace = F.neuron_loop(x, p, self.record, run.temporal_grad)
         else:
-            spikes, trace = F.neuron_sequence(x, p, record=self.record)
+            spikes, trace = F.neuron_sequence(x, p, self.record, run.temporal_grad)
         self.v_trace = None if trace is None else trace.detach()
-        self._accumulate(x.detach().sum(0), spikes.detach().sum(0))
+        self._accumulate(x.detach().sum(0), spikes.detach().sum(0), run)
         return spikes
 
-    def forward_fused(self, x: torch.Tensor, nxt: nn.Module) -> torch.Tensor | None:
+    def forward_fused(self, x: torch.Tensor, nxt: nn.Module, run: RunOptions = DEFAULT_RUN) -> torch.Tensor | None:
         """``nxt(self(x))`` as one node where :func:`dnmsnn.plan.pair_choice` says so, else None (then both
         layers run as usual). Called by :func:`~dnmsnn.layers.run_layers`. Two pairs fuse, with the same values:
 
@@ -107,13 +110,14 @@ class _SpikingNeuron(SpikingModule):
           :class:`~dnmsnn.layers.Conv2d`), with or without gradients: the spikes are pooled inside the C++
           kernel and never written (see :func:`~dnmsnn.functional.neuron_pool_sequence`).
         """
-        choice = plan.pair_choice(self, nxt, x)
+        choice = plan.pair_choice(self, nxt, x, run)
         if choice is None:
             return None
         name = type(self).__name__
         self.v_trace = None
         if choice.block == "neuron+pool":  # the kernel rejects NaN / Inf itself
-            return F.neuron_pool_sequence(x, self.parameters_tuple(x.dtype), square_window(nxt), who=name)
+            return F.neuron_pool_sequence(x, self.parameters_tuple(x.dtype), square_window(nxt), name,
+                                          run.temporal_grad)
         check_sequence(x, name)
         check_finite(x, name)
         self._check_threshold_shape(x.shape[1:])
@@ -122,13 +126,14 @@ class _SpikingNeuron(SpikingModule):
         elif x.dim() < 3 or x.shape[-1] != nxt.in_features:
             raise InputError(f"{type(nxt).__name__} expects {nxt.in_features} input features, got shape "
                              f"{tuple(x.shape)}")
-        return F.neuron_linear_sequence(x, self.parameters_tuple(x.dtype), nxt.weight, nxt.bias)
+        return F.neuron_linear_sequence(x, self.parameters_tuple(x.dtype), nxt.weight, nxt.bias, run.temporal_grad)
 
-    def step(self, x: torch.Tensor, state: F.NeuronState | None = None) -> tuple[torch.Tensor, F.NeuronState]:
+    def step(self, x: torch.Tensor, state: F.NeuronState | None = None,
+             run: RunOptions = DEFAULT_RUN) -> tuple[torch.Tensor, F.NeuronState]:
         if plan.recording():
             plan.note(plan.step_choice(self), self)
-        s, state, _ = F.neuron_step(x, state, self.parameters_tuple(x.dtype))
-        self._accumulate(x.detach(), s.detach())
+        s, state, _ = F.neuron_step(x, state, self.parameters_tuple(x.dtype), run.temporal_grad)
+        self._accumulate(x.detach(), s.detach(), run)
         return s, state
 
     def _check_threshold_shape(self, step_shape: torch.Size) -> None:
@@ -139,20 +144,20 @@ class _SpikingNeuron(SpikingModule):
                 raise InputError(f"per-neuron threshold of shape {tuple(self.threshold.shape)} does not broadcast "
                                  f"against one step's input [B, ...] = {tuple(step_shape)}") from None
 
-    def _accumulate(self, fi: torch.Tensor, fo: torch.Tensor) -> None:
-        """Inside :func:`dnmsnn.totals.recording_totals` (phase 1), add this call's FI and FO to the record."""
-        record = totals_recording()
-        if record is not None:
-            record.accumulate(self, fi, fo)
+    def _accumulate(self, fi: torch.Tensor, fo: torch.Tensor, run: RunOptions) -> None:
+        """In a run that records totals (ASF phase 1: ``run.record``), add this call's FI and FO to the record."""
+        if run.record is not None:
+            run.record.accumulate(self, fi, fo)
 
-    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+    def totals(self, x: torch.Tensor, T: int, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
         """Straight-through on totals: value FO (recorded), gradient S * incoming (Wu et al., eqs. 8-9), read from
-        the record of :func:`dnmsnn.totals.applying_totals`."""
-        record = totals_applied()
+        the run's record (``run.apply``: ASF phase 2)."""
+        record = run.apply
         flows = None if record is None or self not in record else record.flows(self)
         if flows is None or flows.slope is None:
             raise InputError(f"{type(self).__name__}.totals needs a recorded forward and a slope S (the asf rule's "
-                             "phases: dnmsnn.totals.recording_totals, then applying_totals)")
+                             "phases: net.run(x, record_totals=True), then net.run(totals_in, 'totals', "
+                             "totals=record, T=T) with the slopes set)")
         if flows.fo.shape != x.shape:
             raise InputError(f"recorded totals {tuple(flows.fo.shape)} do not match the input {tuple(x.shape)}")
         if plan.recording():
@@ -250,6 +255,9 @@ class Integrator(SpikingModule):
     ``v[T-1]`` is the total input, Wu et al.'s ``V^N(T)``.
     """
 
+    takes_run = True
+    is_neuron = True
+
     def __init__(self, beta: float | None = None, *, record: bool = False) -> None:
         super().__init__()
         if beta is not None and (isinstance(beta, bool) or not isinstance(beta, (int, float))
@@ -259,17 +267,18 @@ class Integrator(SpikingModule):
         self.record = bool(record)
         self.v_trace: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
         check_sequence(x, "Integrator")
         check_finite(x, "Integrator")
-        v = F.integrator_sequence(x, self.beta)
+        v = F.integrator_sequence(x, self.beta, run.temporal_grad)
         self.v_trace = v.detach() if self.record else None
         return v
 
-    def step(self, x: torch.Tensor, state: F.IntegratorState | None = None) -> tuple[torch.Tensor, F.IntegratorState]:
-        return F.integrator_step(x, state, self.beta)
+    def step(self, x: torch.Tensor, state: F.IntegratorState | None = None,
+             run: RunOptions = DEFAULT_RUN) -> tuple[torch.Tensor, F.IntegratorState]:
+        return F.integrator_step(x, state, self.beta, run.temporal_grad)
 
-    def totals(self, x: torch.Tensor, T: int) -> torch.Tensor:
+    def totals(self, x: torch.Tensor, T: int, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
         """v[T] = sum_t x[t] = FI: the accumulated output is its total input (Wu et al.'s V^N(T))."""
         if self.beta is not None:
             raise InputError("a leaky Integrator has no totals form (its v[T] is not the total input); use beta=None")

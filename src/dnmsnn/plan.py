@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from . import settings
+from .module import RunOptions
 
 REFERENCE, TORCH, CPU_KERNELS = "reference", "torch", "cpu-kernels"
 LOOP = "step-by-step autograd loop"
@@ -123,14 +124,14 @@ def _pair_refused(neuron: nn.Module, nxt: nn.Module, why: str) -> None:
     return None
 
 
-def pair_choice(neuron: nn.Module, nxt: nn.Module, x: torch.Tensor) -> Choice | None:
-    """Whether ``nxt(neuron(x))`` runs as one node (the Choice) or as two layers (None)."""
+def pair_choice(neuron: nn.Module, nxt: nn.Module, x: torch.Tensor, run: RunOptions) -> Choice | None:
+    """Whether ``nxt(neuron(x))`` runs as one node (the Choice) or as two layers (None), in a run with options
+    ``run``."""
     from .functional.fused import neuron_pool_fusable
     from .layers import AvgPool2d, Linear, square_window
     from .module import has_hooks
     from .neuron_registry import FUSED, kind_of
     from .neurons import _SpikingNeuron
-    from .totals import is_recording
 
     pool = type(nxt).forward is AvgPool2d.forward or type(nxt) is nn.AvgPool2d
     linear = type(nxt).forward is Linear.forward or type(nxt).forward is nn.Linear.forward
@@ -143,7 +144,7 @@ def pair_choice(neuron: nn.Module, nxt: nn.Module, x: torch.Tensor) -> Choice | 
         return _pair_refused(neuron, nxt, f"{kind.name}: {kind.runs_on}")
     if neuron.record:
         return _pair_refused(neuron, nxt, "the neuron records its potential trace")
-    if is_recording():
+    if run.record is not None:
         return _pair_refused(neuron, nxt, "totals are being recorded (asf phase 1)")
     if not settings.current().fused:
         return _pair_refused(neuron, nxt, "backend 'reference'")
@@ -311,9 +312,9 @@ def pool_choice(pool: nn.Module, stack: torch.Tensor) -> int | None:
     return k if why is None else None
 
 
-def readout_choice(network: nn.Module) -> bool:
-    """Whether a Network's Integrator readout runs in closed form (one weighted sum over T) instead of its trace."""
-    from .functional.neuron import temporal_grad_enabled
+def readout_choice(network: nn.Module, run: RunOptions) -> bool:
+    """Whether a Network's Integrator readout runs in closed form (one weighted sum over T) instead of its trace,
+    in a run with options ``run``."""
     from .module import has_hooks
     from .neurons import Integrator
 
@@ -324,7 +325,7 @@ def readout_choice(network: nn.Module) -> bool:
         why = "the Integrator records its trace"
     elif not settings.current().fused:
         why = "backend 'reference'"
-    elif not temporal_grad_enabled():
+    elif not run.temporal_grad:
         why = "no temporal gradient (spatial rule): the literal trace"
     elif has_hooks(network) or has_hooks(network[-1]):
         why = "module hooks are attached"
@@ -370,13 +371,17 @@ class Plan:
         return "\n".join([*lines, "", f"choices by backend: {self.summary()}"])
 
 
-def explain(network: nn.Module, example: torch.Tensor, mode: str = "sequence", grad: bool = True) -> Plan:
+def explain(network: nn.Module, example: torch.Tensor, mode: str = "sequence", grad: bool = True,
+            temporal_grad: bool = True) -> Plan:
     """Run ``network`` once on ``example`` ([T, B, ...]) in ``mode`` (``sequence``: multi-step classify;
-    ``step``: one step of ``network.step``; ``totals``: the asf rule's two phases) with the recorder on, and
-    return the plan that ran. ``grad``: with parameter gradients (as in training) or without (inference).
-    The network's outputs are discarded; its BatchNorm running statistics and gradients are as they were."""
+    ``step``: one step; ``totals``: the asf rule's two phases) with the recorder on, and return the plan that
+    ran. ``grad``: with parameter gradients (as in training) or without (inference); ``temporal_grad=False``:
+    the spatial rule's run (no gradient between steps). The network's outputs are discarded; its BatchNorm
+    running statistics and gradients are as they were."""
     from ._checks import check_choice
     from .errors import InputError
+    from .layers import run_module
+    from .module import step_module
 
     check_choice(mode, "mode", MODES)
     if not isinstance(example, torch.Tensor) or example.dim() < 3:
@@ -386,10 +391,14 @@ def explain(network: nn.Module, example: torch.Tensor, mode: str = "sequence", g
     grads = [p.grad for p in network.parameters()]
     try:
         with _record() as rows, torch.set_grad_enabled(grad):
+            run = RunOptions(temporal_grad=bool(temporal_grad))
             if mode == "sequence":
-                network.classify(example) if hasattr(network, "classify") else network(example)
+                if hasattr(network, "run"):
+                    network.run(example, "logits", temporal_grad=run.temporal_grad)
+                else:
+                    run_module(network, example, run)
             elif mode == "step":
-                network.step(example[0])
+                step_module(network, example[0], None, run)
             else:
                 from . import rules
 
@@ -403,8 +412,9 @@ def explain(network: nn.Module, example: torch.Tensor, mode: str = "sequence", g
         for p, g in zip(network.parameters(), grads, strict=True):  # gradients as they were (a totals-mode
             p.grad = g                                              # explain runs a backward-ready forward only)
     s = settings.current()
+    within = "" if temporal_grad else " (within each step only)"
     header = (f"{type(network).__name__}, mode {mode}, input {list(example.shape)} {example.dtype}, gradients "
-              f"{'on' if grad else 'off'}; settings: backend {s.backend}, spike_kernels "
+              f"{'on' if grad else 'off'}{within}; settings: backend {s.backend}, spike_kernels "
               f"{'machine verdict' if s.spike_kernels is None else s.spike_kernels}, stacked_conv {s.stacked_conv}, "
               f"buffer_pool {s.buffer_pool}")
     plan, seen = Plan(header), set()

@@ -1,9 +1,9 @@
 """The totals mode: a spiking network read as the equivalent network on accumulated spike flows (Wu et al.).
 
-Phase 1 (:func:`recording_totals`): a normal forward, without a graph, during which every neuron adds
-``FI = sum_t I(t)`` (its total input current) and ``FO = sum_t s(t)`` (its spike count) to a
-:class:`TotalsRecord`. Phase 2 (``module.totals(x, T)`` inside :func:`applying_totals`): the same synapses
-applied to the totals, ``FI^n = W^n FO^{n-1}``
+Phase 1 (``net.run(x, record_totals=True)``, see :meth:`dnmsnn.Network.run`): a normal forward, without a
+graph, during which every neuron adds ``FI = sum_t I(t)`` (its total input current) and ``FO = sum_t s(t)`` (its
+spike count) to a :class:`TotalsRecord`, returned as the result's ``totals``. Phase 2
+(``net.run(fo0, "totals", totals=record, T=T)``): the same synapses applied to the totals, ``FI^n = W^n FO^{n-1}``
 (eq. 6; a bias b contributes ``T b``), and each spiking layer replaced by the straight-through op
 ``FO^n`` forward / ``S^n * grad`` backward, ``S^n ~= dFO^n / dFI^n``. Only layers that are linear in
 their input over time (Linear, Conv2d, AvgPool2d, Flatten, Dropout with its recorded mask) have a
@@ -11,9 +11,6 @@ totals form; others raise an error naming the layer.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -34,9 +31,9 @@ class TotalsRecord:
     """The totals of one recorded forward, per spiking layer, owned by whoever recorded it (the asf rule keeps
     its last one as ``rule.last_totals``); the layers themselves keep nothing between calls.
 
-    Phase 1 fills it (:func:`recording_totals`: each neuron adds its step's or sequence's FI and FO), the rule
-    sets the slopes (:meth:`set_slope`), phase 2 reads it (:func:`applying_totals`: each neuron's ``totals``
-    returns its FO with the gradient ``S * incoming``)."""
+    Phase 1 fills it (a run with ``record_totals``: each neuron adds its step's or sequence's FI and FO), the rule
+    sets the slopes (:meth:`set_slope`), phase 2 reads it (a ``"totals"`` run given the record: each neuron's
+    ``totals`` returns its FO with the gradient ``S * incoming``)."""
 
     def __init__(self) -> None:
         self._flows: dict[torch.nn.Module, Flows] = {}
@@ -56,7 +53,7 @@ class TotalsRecord:
         """``layer``'s totals (an error naming it when it was not recorded)."""
         if layer not in self._flows:
             raise InputError(f"no totals were recorded for {type(layer).__name__}: run phase 1 "
-                             "(dnmsnn.totals.recording_totals) over the same network first")
+                             "(net.run(x, record_totals=True)) over the same network first")
         return self._flows[layer]
 
     def fi(self, layer: torch.nn.Module) -> torch.Tensor:
@@ -70,47 +67,6 @@ class TotalsRecord:
 
     def set_slope(self, layer: torch.nn.Module, slope: torch.Tensor) -> None:
         self.flows(layer).slope = slope
-
-
-_ACTIVE: contextvars.ContextVar[tuple[str, TotalsRecord] | None] = contextvars.ContextVar(
-    "dnmsnn_totals", default=None)
-
-
-@contextlib.contextmanager
-def _active(phase: str, record: TotalsRecord) -> Iterator[TotalsRecord]:
-    token = _ACTIVE.set((phase, record))
-    try:
-        yield record
-    finally:
-        _ACTIVE.reset(token)
-
-
-def recording_totals(record: TotalsRecord | None = None) -> contextlib.AbstractContextManager[TotalsRecord]:
-    """Within the block (phase 1), every neuron adds its FI / FO to ``record`` (a new one if None), yielded."""
-    return _active("record", TotalsRecord() if record is None else record)
-
-
-def applying_totals(record: TotalsRecord) -> contextlib.AbstractContextManager[TotalsRecord]:
-    """Within the block (phase 2), every neuron's ``totals(x, T)`` reads its FO and slope S from ``record``."""
-    return _active("apply", record)
-
-
-def is_recording() -> bool:
-    """Whether neurons are recording totals here (phase 1)."""
-    active = _ACTIVE.get()
-    return active is not None and active[0] == "record"
-
-
-def recording() -> TotalsRecord | None:
-    """The record phase 1 is filling here, else None."""
-    active = _ACTIVE.get()
-    return active[1] if active is not None and active[0] == "record" else None
-
-
-def applied() -> TotalsRecord | None:
-    """The record phase 2 reads here, else None."""
-    active = _ACTIVE.get()
-    return active[1] if active is not None and active[0] == "apply" else None
 
 
 class StraightThroughTotals(torch.autograd.Function):

@@ -16,9 +16,7 @@ from .neuron import (
     integrator_sequence,
     integrator_step,
     neuron_step,
-    no_temporal_grad,
     reference_path,
-    temporal_grad_enabled,
 )
 from .sequence import neuron_linear_sequence, neuron_loop, neuron_pool_sequence, neuron_sequence
 from .spike_matmul import spike_matmul, spike_matmul_enabled
@@ -30,6 +28,6 @@ __all__ = [
     "initial_state", "integrator_readout", "integrator_readout_weights", "integrator_sequence", "integrator_step",
     "neuron_linear_sequence", "neuron_loop", "neuron_pool_fusable", "neuron_pool_sequence", "neuron_sequence",
     "neuron_step",
-    "no_temporal_grad", "reference_path", "release_buffers", "spike", "spike_matmul", "spike_matmul_enabled",
-    "stacked_avg_pool2d", "stacked_conv", "stacked_conv2d", "stacked_conv_applies", "temporal_grad_enabled",
+    "reference_path", "release_buffers", "spike", "spike_matmul", "spike_matmul_enabled",
+    "stacked_avg_pool2d", "stacked_conv", "stacked_conv2d", "stacked_conv_applies",
 ]

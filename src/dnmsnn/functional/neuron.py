@@ -23,16 +23,12 @@ The integrator (Bondarev's last layer, Wu et al.'s output layer) never fires:
 from __future__ import annotations
 
 import contextlib
-import contextvars
 from typing import NamedTuple
 
 import torch
 
 from .. import settings
-from .._context import setting
 from .surrogate import Surrogate, spike
-
-_TEMPORAL_GRAD = contextvars.ContextVar("dnmsnn_temporal_grad", default=True)
 
 
 def reference_path() -> contextlib.AbstractContextManager[object]:
@@ -42,23 +38,9 @@ def reference_path() -> contextlib.AbstractContextManager[object]:
     return settings.use(backend="reference")
 
 
-def no_temporal_grad() -> contextlib.AbstractContextManager[None]:
-    """Within the block, gradients flow through space only: V[k-1] is detached before it enters H[k].
-
-    This cuts the leak and the reset paths between steps (Bondarev's spatial backpropagation, eq. 8:
-    sensitivities pass from layer m+1 to m within the same step k only); forward values are unchanged.
-    """
-    return setting(_TEMPORAL_GRAD, False)
-
-
 def fused_enabled() -> bool:
     """False inside :func:`reference_path` (multi-step neurons and readouts then run step by step)."""
     return settings.current().fused
-
-
-def temporal_grad_enabled() -> bool:
-    """False inside :func:`no_temporal_grad`."""
-    return _TEMPORAL_GRAD.get()
 
 
 class NeuronState(NamedTuple):
@@ -108,12 +90,16 @@ def fire_and_reset(h: torch.Tensor, p: NeuronParameters) -> tuple[torch.Tensor, 
 
 
 def neuron_step(
-    x: torch.Tensor, state: NeuronState | None, p: NeuronParameters
+    x: torch.Tensor, state: NeuronState | None, p: NeuronParameters, temporal_grad: bool = True
 ) -> tuple[torch.Tensor, NeuronState, torch.Tensor]:
-    """One step of a LIF / IF layer: returns (spikes S[k], new state V[k], pre-reset potential H[k])."""
+    """One step of a LIF / IF layer: returns (spikes S[k], new state V[k], pre-reset potential H[k]).
+
+    ``temporal_grad=False``: V[k-1] is detached before it enters H[k], which cuts the leak and the reset paths
+    between steps (Bondarev's spatial backpropagation, eq. 8: sensitivities pass from layer m+1 to m within
+    the same step k only); the values are unchanged."""
     if state is None:
         state = initial_state(x, p)
-    v_prev = state.v if _TEMPORAL_GRAD.get() else state.v.detach()
+    v_prev = state.v if temporal_grad else state.v.detach()
     h = charge(v_prev, x, p)
     s, v = fire_and_reset(h, p)
     return s, NeuronState(v), h
@@ -126,24 +112,25 @@ class IntegratorState(NamedTuple):
 
 
 def integrator_step(
-    x: torch.Tensor, state: IntegratorState | None, beta: float | None = None
+    x: torch.Tensor, state: IntegratorState | None, beta: float | None = None, temporal_grad: bool = True
 ) -> tuple[torch.Tensor, IntegratorState]:
-    """v[k] = v[k-1] + x[k] (or beta v[k-1] + x[k] when leaky); returns (v[k], state)."""
+    """v[k] = v[k-1] + x[k] (or beta v[k-1] + x[k] when leaky); returns (v[k], state). ``temporal_grad=False``
+    detaches v[k-1] (as :func:`neuron_step`)."""
     if state is None:
         v = x.clone()
     else:
-        v_prev = state.v if _TEMPORAL_GRAD.get() else state.v.detach()
+        v_prev = state.v if temporal_grad else state.v.detach()
         v = (v_prev if beta is None else beta * v_prev) + x
     return v, IntegratorState(v)
 
 
-def integrator_sequence(x: torch.Tensor, beta: float | None = None) -> torch.Tensor:
+def integrator_sequence(x: torch.Tensor, beta: float | None = None, temporal_grad: bool = True) -> torch.Tensor:
     """The potential trace v [T, B, ...] of an integrator driven by x [T, B, ...] from v[0] = 0."""
-    if beta is None and _TEMPORAL_GRAD.get():
+    if beta is None and temporal_grad:
         return torch.cumsum(x, dim=0)
     out, state = [], None
     for k in range(x.shape[0]):
-        v, state = integrator_step(x[k], state, beta)
+        v, state = integrator_step(x[k], state, beta, temporal_grad)
         out.append(v)
     return torch.stack(out)
 
@@ -172,7 +159,7 @@ def integrator_readout(x: torch.Tensor, beta: float | None, readout: str) -> tor
 
     Equals ``read_out(integrator_sequence(x, beta), readout)`` up to float rounding, without the
     [T, B, ...] trace: one weighted sum over T (see :func:`integrator_readout_weights`). Gradients are
-    those of full BPTT through the integrator (not of :func:`no_temporal_grad`).
+    those of full BPTT through the integrator (not those without a temporal gradient).
     """
     if readout == "final" and (beta is None or beta == 1.0):
         return x.sum(0)

@@ -87,8 +87,10 @@ def _kernels(kind: str, *tensors: torch.Tensor):
     return cpp.load() if plan.spike_kernel_reason(kind, *tensors) is None else None
 
 
-def _median_time(fn, repeats: int = 3) -> float:
-    fn()
+def median_time(fn, repeats: int = 3, warmup: int = 1) -> float:
+    """The median wall time of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (also used by benchmarks/)."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -113,9 +115,9 @@ def _measure(mod) -> dict[str, dict[str, Any]]:
         for density in (0.15, 0.5):
             s = (torch.rand(1280, 784, generator=gen) < density).float()
             ones = int(mod.spike_count(s))
-            spike_s += _median_time(lambda s=s, ones=ones: (mod.spike_linear(s, ones, weight, None, out),
+            spike_s += median_time(lambda s=s, ones=ones: (mod.spike_linear(s, ones, weight, None, out),
                                                             mod.spike_weight_grad(grad, s, ones)))
-            dense_s += _median_time(lambda s=s: (torch.mm(s, weight.t(), out=out), grad.t().mm(s)))
+            dense_s += median_time(lambda s=s: (torch.mm(s, weight.t(), out=out), grad.t().mm(s)))
         linear = {"spike_ms": 1e3 * spike_s, "dense_ms": 1e3 * dense_s}
         spike_s = dense_s = 0.0
         for ci, co, k, pad, density in ((1, 20, 5, 0, 0.5), (8, 16, 3, 1, 0.15)):
@@ -124,8 +126,8 @@ def _measure(mod) -> dict[str, dict[str, Any]]:
             w = torch.randn(co, ci, k, k, generator=gen)
             w_last = w.contiguous(memory_format=torch.channels_last)
             o = torch.empty(640, 28 + 2 * pad - k + 1, 28 + 2 * pad - k + 1, co)
-            spike_s += _median_time(lambda x=x, w=w, pad=pad, o=o: mod.spike_conv2d(x, w, None, pad, pad, o))
-            dense_s += _median_time(lambda x=x, w_last=w_last, pad=pad: torch.nn.functional.conv2d(
+            spike_s += median_time(lambda x=x, w=w, pad=pad, o=o: mod.spike_conv2d(x, w, None, pad, pad, o))
+            dense_s += median_time(lambda x=x, w_last=w_last, pad=pad: torch.nn.functional.conv2d(
                 x, w_last, None, 1, pad))
         conv = {"spike_ms": 1e3 * spike_s, "dense_ms": 1e3 * dense_s}
     finally:

@@ -43,7 +43,7 @@ from ..errors import InputError
 from ..network import Network
 from ..neurons import IF, LIF
 from ..sharding import shard_sum
-from ..totals import TotalsRecord, applying_totals, recording_totals
+from ..totals import TotalsRecord
 from .base import AuxLoss, LearningRule, PendingBackward, check_batch, no_sequence
 from .registry import register_rule
 
@@ -125,13 +125,12 @@ class ASF(LearningRule):
     def record(self, model: Network, inputs: torch.Tensor) -> TotalsRecord:
         """Phase 1: run the T steps without a graph, neurons accumulating FI and FO into a new record, returned
         and kept as ``self.last_totals``."""
-        with recording_totals() as record:
-            if self.phase1 == "layer":
-                model(inputs)
-            else:
-                state = None
-                for k in range(inputs.shape[0]):
-                    _, state = model.step(inputs[k], state)
+        if self.phase1 == "layer":
+            record = model.run(inputs, record_totals=True).totals
+        else:
+            record, state = TotalsRecord(), None
+            for k in range(inputs.shape[0]):
+                state = model.run(inputs[k], "step", state=state, record_totals=record).state
         self.last_totals = record
         return record
 
@@ -162,7 +161,7 @@ class ASF(LearningRule):
         """Phase 2's logits computed multi-step: V^N(T) (readout ``final``) or the output spike counts,
         over :meth:`output_scale` -- the totals network's output equals this total."""
         model.check_input(inputs)
-        trace = model(inputs)
+        trace = model.run(inputs).output
         total = trace[-1] if model.readout == "final" else trace.sum(0)
         return total / self.output_scale(model, inputs.shape[0])
 
@@ -172,8 +171,7 @@ class ASF(LearningRule):
         check_batch(model, inputs, targets)
         T = inputs.shape[0]
         record = self.set_slopes(model, self.record(model, inputs))
-        with applying_totals(record):
-            out = model.totals(inputs.sum(0), T)      # phase 2: V^N(T) = FI^N through the totals network
+        out = model.run(inputs.sum(0), "totals", totals=record, T=T).output  # phase 2: V^N(T) = FI^N
         logits = out / self.output_scale(model, T)
 
         def finish(aux_loss: AuxLoss | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,10 +24,10 @@ class BPTT(LearningRule):
         whose last step is the logits the task loss sees."""
         check_batch(model, inputs, targets)
         if sequence:
-            outputs = prefix_readouts(model(inputs), model.readout)
+            outputs = prefix_readouts(model.run(inputs).output, model.readout)
             logits = outputs[-1]
         else:
-            outputs = logits = model.classify(inputs)
+            outputs = logits = model.run(inputs, "logits").output
 
         def finish(aux_loss: AuxLoss | None) -> tuple[torch.Tensor, torch.Tensor]:
             loss = self.objective(logits, targets, None)

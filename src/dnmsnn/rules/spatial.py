@@ -6,8 +6,8 @@ At every step k the output error is propagated through the layers *within step k
     Delta^m[k] = f'(v^m[k] - s) (W^{m+1})^T Delta^{m+1}[k]          (eq. 8, f' = exp(-|v - s|), eq. 13)
     dW^m      += Delta^m[k] (b^{m-1}[k])^T                          (eq. 7, summed or applied per step)
 
-No gradient passes through v[k-1] (neither the leak nor the reset): the network runs inside
-:func:`dnmsnn.functional.no_temporal_grad`, which detaches each neuron's previous state.
+No gradient passes through v[k-1] (neither the leak nor the reset): the network runs with
+``net.run(..., temporal_grad=False)``, in which each neuron detaches its previous state.
 
 Per-step losses L_k on the output at step k, out[k] (the accumulated potential v^M[k] for an
 Integrator output; the running spike count for a spiking output):
@@ -31,7 +31,6 @@ import torch
 
 from .._checks import check_choice
 from ..errors import InputError
-from ..functional import no_temporal_grad
 from ..network import Network, read_out
 from .base import AuxLoss, LearningRule, PendingBackward, check_batch, no_sequence, task_loss
 from .registry import register_rule
@@ -109,8 +108,7 @@ class Spatial(LearningRule):
         if self.online:
             return None
         check_batch(model, inputs, targets)
-        with no_temporal_grad():
-            trace = model(inputs)
+        trace = model.run(inputs, temporal_grad=False).output
         outs = running_readout(trace, model.readout)
         logits = read_out(trace.detach(), model.readout)
 
@@ -127,8 +125,8 @@ class Spatial(LearningRule):
             raise InputError("the spatial rule with update='step' needs bind_optimizer(optimizer) first")
         state, running, total, T = None, None, 0.0, inputs.shape[0]
         for k in range(T):
-            with no_temporal_grad():
-                y, state = model.step(inputs[k], state)
+            result = model.run(inputs[k], "step", state=state, temporal_grad=False)
+            y, state = result.output, result.state
             running = y if running is None or model.readout == "final" else running.detach() + y
             out_k = running / (k + 1) if model.readout == "mean" else running
             loss = self.step_loss(out_k, targets, k + 1, aux_loss)

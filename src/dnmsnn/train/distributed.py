@@ -37,18 +37,19 @@ Data parallel (``train.parallel: data``, the default)
   plain DDP average when shards are equal, still exact for the last, uneven batch. A rank whose shard is
   empty (a last batch smaller than N) runs a one-sample stand-in with weight 0.
 * Rules whose graph does not go through ``module.forward``. DDP synchronises the graph of a call of the
-  module it wraps, and the rules use three entry points of the network: ``forward`` (bptt, offline
-  spatial), ``step`` (online spatial, one backward per time step) and ``totals`` (asf phase 2). DDP wraps
-  :class:`_Routed`, whose forward takes the entry point as a mode; for the duration of a training batch
-  the network's ``forward`` / ``step`` / ``totals`` are rebound on the instance to go through that DDP
-  whenever autograd is recording (:meth:`_Sync.routing`). No-grad calls -- asf phase 1, the cohort's
-  prediction pass, evaluation -- run locally and cost no traffic. So real DDP synchronises each of the
-  online spatial rule's per-step backward passes (with ``update: step`` the rule's optimizer step after
-  each one sees the synchronised gradient, as in one process) and asf's one backward through the totals
-  network, with the rule code untouched. Should a (custom) rule produce gradients without any of the
-  three calls, DDP sees nothing; :func:`all_reduce_grads` then sums the weighted gradients explicitly,
-  so ranks never drift apart silently (a rule that also steps the optimizer itself must use the entry
-  points). A routed ``step`` must be followed by its own backward (one DDP iteration per step).
+  module it wraps, and the rules run the network in three modes through its one entry point,
+  :meth:`~dnmsnn.Network.run`: ``sequence`` / ``logits`` (bptt, offline spatial), ``step`` (online spatial,
+  one backward per time step) and ``totals`` (asf phase 2). DDP wraps :class:`_Routed`, whose forward is
+  the network's :meth:`~dnmsnn.Network.execute`; for the duration of a training batch the network's
+  ``executor`` is that DDP, which ``run`` uses whenever autograd is recording (:meth:`_Sync.routing`).
+  No-grad calls -- asf phase 1, the cohort's prediction pass, evaluation -- run locally and cost no
+  traffic. So real DDP synchronises each of the online spatial rule's per-step backward passes (with
+  ``update: step`` the rule's optimizer step after each one sees the synchronised gradient, as in one
+  process) and asf's one backward through the totals network, with the rule code untouched. Should a
+  (custom) rule produce gradients without ``run``, DDP sees nothing; :func:`all_reduce_grads` then sums
+  the weighted gradients explicitly, so ranks never drift apart silently (a rule that also steps the
+  optimizer itself must use ``run``). A routed ``step`` must be followed by its own backward (one DDP
+  iteration per step).
   Why route rather than all-reduce every gradient by hand after the rule: DDP overlaps communication
   with the backward pass bucket by bucket, checks that all ranks hold the same parameters, and its hooks
   fire inside the rule, which the per-step optimizer of the online spatial rule needs (a reduction after
@@ -93,6 +94,8 @@ import torch.distributed as dist
 from torch import nn
 
 from ..errors import ConfigError, DnmsnnError
+from ..module import RunOptions
+from ..network import Network
 from ..sharding import BatchShard, batch_shard
 
 ENV_BACKEND = "DNMSNN_DIST_BACKEND"
@@ -190,25 +193,22 @@ def shard_bounds(n: int, index: int, parts: int) -> tuple[int, int]:
 
 # ----------------------------------------------------------------- gradient synchronisation
 class _Routed(nn.Module):
-    """What DDP wraps: the network, with ``forward(mode, *args)`` running its ``forward``, ``step`` or ``totals``.
+    """What DDP wraps: the network's :meth:`~dnmsnn.Network.execute` (``forward(mode, x, state, T, run)``).
 
-    ``step``'s new state leaves by the side (``self.state``), not as an output: DDP looks for the
+    A step's new state leaves by the side (``self.state``), not as an output: DDP looks for the
     parameters a graph uses from the outputs, and the loss of a step depends on its output only.
     """
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: Network) -> None:
         super().__init__()
         self.net = net
         self.calls = 0
         self.state: Any = None
 
-    def forward(self, mode: str, *args: Any) -> torch.Tensor:
+    def forward(self, mode: str, x: torch.Tensor, state: Any, T: int | None, run: RunOptions) -> torch.Tensor:
         self.calls += 1
-        fn = getattr(type(self.net), mode)  # the class's method: the instance's may be rebound to route here
-        if mode == "step":
-            y, self.state = fn(self.net, *args)
-            return y
-        return fn(self.net, *args)
+        y, self.state = self.net.execute(mode, x, state, T, run)
+        return y
 
 
 class _HookState:
@@ -270,34 +270,27 @@ class _Sync:
 
     @contextlib.contextmanager
     def routing(self, weight: float) -> Iterator[None]:
-        """Within the block, grad-recording calls of the network's forward / step / totals go through DDP.
+        """Within the block, the network's grad-recording runs (:meth:`~dnmsnn.Network.run`, the one way in) go
+        through DDP: the network's ``executor`` is set to it for the block.
 
         ``weight`` is this rank's share n_r / B of the global batch. Afterwards, gradients no routed call
         produced are summed explicitly (:func:`all_reduce_grads`).
         """
         net, ddp, routed = self.net, self.ddp, self.routed
         self.hook.weight, routed.calls = weight, 0
-        cls = type(net)
 
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            return ddp("forward", x) if torch.is_grad_enabled() else cls.forward(net, x)
-
-        def step(x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-            if not torch.is_grad_enabled():
-                return cls.step(net, x, state)
-            y = ddp("step", x, state)
+        def through_ddp(_net: Network, mode: str, x: torch.Tensor, state: Any, T: int | None,
+                        run: RunOptions) -> tuple[torch.Tensor, Any]:
+            y = ddp(mode, x, state, T, run)
             new_state, routed.state = routed.state, None
             return y, new_state
 
-        def totals(x: torch.Tensor, T: int) -> torch.Tensor:
-            return ddp("totals", x, T) if torch.is_grad_enabled() else cls.totals(net, x, T)
-
-        net.forward, net.step, net.totals = forward, step, totals  # instance attributes shadow the class's
+        net.executor = through_ddp
         try:
             yield
         finally:
-            del net.forward, net.step, net.totals
-        if routed.calls == 0:  # the rule made its graph without the network's entry points: DDP saw nothing
+            del net.executor
+        if routed.calls == 0:  # the rule made its graph without Network.run: DDP saw nothing
             all_reduce_grads(list(net.parameters()), weight, self.group)
 
 
