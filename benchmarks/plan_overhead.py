@@ -19,28 +19,10 @@ import sys
 
 import torch
 from _results import write_results  # benchmarks/ is on sys.path when a script here runs
+from profile_step import make_step
 
-import dnmsnn
-
-MODELS = {"bondarev_mlp": ((1, 28, 28), 20), "asf_lenet": ((1, 28, 28), 20), "resnet11_w8": ((1, 28, 28), 4)}
+MODELS = {"bondarev_mlp": 20, "asf_lenet": 20, "resnet11_w8": 4}  # model: T (MNIST-sized input [1, 28, 28])
 DISPATCH = {"run_module", "step_module", "totals_module", "takes_run", "check_runs_as_told"}
-
-
-def training_step(model: str, shape: tuple[int, ...], T: int, batch: int):
-    torch.manual_seed(0)
-    net = dnmsnn.models.create(model, input_shape=shape)
-    rule = dnmsnn.rules.create("bptt")
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    g = torch.Generator().manual_seed(0)
-    x = dnmsnn.DirectEncoder(T)(torch.rand(batch, *shape, generator=g))
-    y = torch.randint(0, 10, (batch,), generator=g)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        rule.loss_backward(net, x, y)
-        opt.step()
-
-    return step
 
 
 def shares(stats: pstats.Stats) -> tuple[float, float, float]:
@@ -66,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     rows = []
     for model in args.models:
-        shape, T = MODELS[model]
-        step = training_step(model, shape, T, args.batch)
+        T = MODELS[model]
+        step = make_step(model, T, args.batch, "direct")
         for _ in range(2):
             step()
         prof = cProfile.Profile()
