@@ -101,6 +101,18 @@ def test_conv_net_round_trip(tmp_path):
     assert torch.equal(from_nir(tmp_path / "conv.nir")(x), net(x))
 
 
+def test_torch_image_layers_export_as_their_dnmsnn_twins():
+    """A network built from torch.nn.Conv2d / AvgPool2d (run on the [T*B] stack, as dnmsnn's) exports the same graph."""
+    torch.manual_seed(4)
+    net = dnmsnn.Network(torch.nn.Conv2d(1, 4, 3, padding=1), dnmsnn.LIF(beta=0.9, threshold=0.5),
+                         torch.nn.AvgPool2d(2), dnmsnn.Flatten(), dnmsnn.Linear(64, 3), dnmsnn.Integrator(),
+                         input_shape=(1, 8, 8))
+    graph = to_nir(net)
+    assert [type(n).__name__ for n in graph.nodes.values()].count("Conv2d") == 1
+    x = spikes_in(6, 2, 1, 8, 8, p=0.5)
+    assert torch.equal(from_nir(graph)(x), net.eval()(x))
+
+
 def residual_net():
     torch.manual_seed(2)
     L, S = dnmsnn.Linear, dnmsnn.Sequential

@@ -99,13 +99,17 @@ from torch import nn
 
 from .errors import DnmsnnError, InputError
 from .functional.surrogate import get_surrogate
-from .layers import AvgPool2d, Conv2d, Dropout, Flatten, Linear, Residual, Sequential
+from .graph import Visitor, flow
+from .layers import AvgPool2d, Conv2d, Dropout, Flatten, Linear, Residual, Sequential, run_module
 from .network import Network
 from .neuron_registry import kind_of
 from .neurons import IF, LIF, Integrator
 
 META = "dnmsnn"
 META_VERSION = 1
+
+
+Flowing = tuple[torch.Tensor, list[str]]  # what the export carries through the network: the example, open edges
 
 
 class NIRMappingWarning(UserWarning):
@@ -151,7 +155,7 @@ def _pair(v: int | tuple[int, ...]) -> np.ndarray:
     return np.array([v, v] if isinstance(v, int) else list(v), dtype=np.int64)
 
 
-class _Exporter:
+class _Exporter(Visitor[Flowing]):
     def __init__(self, nir: Any, dt: float) -> None:
         self.nir, self.dt = nir, dt
         self.nodes: dict[str, Any] = {}
@@ -167,29 +171,26 @@ class _Exporter:
         self.edges += [(s, name) for s in sources]
         return [name]
 
-    def walk(self, module: nn.Module, x: torch.Tensor, sources: list[str], path: str) -> tuple[torch.Tensor, list]:
-        prefix = f"{path}." if path else ""
-        if isinstance(module, nn.Sequential):
-            for child_name, child in module.named_children():
-                x, sources = self.walk(child, x, sources, prefix + child_name)
-            return x, sources
-        if isinstance(module, Residual):
-            if len(sources) > 1:  # a sum feeding a fork: NIR needs one node to fork from (a Scale of ones)
-                junction = self.nir.Scale(scale=_full(tuple(x.shape[2:]), 1.0))
-                sources = self.add(path, "sum", _with_meta(junction, {"path": path, "module": "junction"}), sources)
-            y, body = self.walk(module.body, x, sources, prefix + "body")
-            if module.shortcut is None:
-                z, short = x, sources
-            else:
-                z, short = self.walk(module.shortcut, x, sources, prefix + "shortcut")
-            if set(body) & set(short):
-                raise InputError(f"Residual {path!r}: body and shortcut are both empty paths; nothing to export")
-            return y + z, body + short
+    # the graph.Visitor protocol: the value is (the example tensor here, the nodes whose edges end here)
+    def leaf(self, path: str, module: nn.Module, value: Flowing) -> Flowing:
+        x, sources = value
         if isinstance(module, (Dropout, nn.Dropout, nn.Identity)):
-            return module(x), sources
-        y = module(x)
+            return run_module(module, x), sources
+        y = run_module(module, x)
         node, kind = self.node(module, tuple(x.shape[2:]), tuple(y.shape[2:]), path)
         return y, self.add(path, kind, node, sources)
+
+    def fork(self, path: str, block: Residual, value: Flowing) -> Flowing:
+        x, sources = value
+        if len(sources) > 1:  # a sum feeding a fork: NIR needs one node to fork from (a Scale of ones)
+            junction = self.nir.Scale(scale=_full(tuple(x.shape[2:]), 1.0))
+            sources = self.add(path, "sum", _with_meta(junction, {"path": path, "module": "junction"}), sources)
+        return x, sources
+
+    def join(self, path: str, block: Residual, body: Flowing, shortcut: Flowing) -> Flowing:
+        if set(body[1]) & set(shortcut[1]):
+            raise InputError(f"Residual {path!r}: body and shortcut are both empty paths; nothing to export")
+        return body[0] + shortcut[0], body[1] + shortcut[1]
 
     def node(self, m: nn.Module, shape_in: tuple[int, ...], shape_out: tuple[int, ...], path: str) -> tuple[Any, str]:
         nir, meta = self.nir, {"path": path, "module": type(m).__name__}
@@ -279,8 +280,8 @@ def to_nir(network: nn.Module, dt: float = 1.0, input_shape: Iterable[int] | Non
     try:
         with torch.no_grad():
             like = next(network.parameters(), torch.zeros(()))  # trace shapes in the network's dtype / device
-            y, tails = ex.walk(network, torch.zeros((1, 1, *shape), dtype=like.dtype, device=like.device),
-                               ["input"], "")
+            y, tails = flow(network, (torch.zeros((1, 1, *shape), dtype=like.dtype, device=like.device), ["input"]),
+                            ex)
     finally:
         network.train(was_training)
     if tails == ["input"]:
