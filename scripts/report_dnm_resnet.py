@@ -1,6 +1,11 @@
 """Tables and figures for reports/dnm_resnet.md from the runs of scripts/dnm_resnet_study.sh.
 
     python scripts/report_dnm_resnet.py --dataset mnist      # runs/dnm_resnet/mnist_{single,dnm,lambda0}_s<S>
+    python scripts/report_dnm_resnet.py --runs runs/dnm_resnet_cifar --dataset resnet11_w8 \
+        --name cifar_subset_resnet11_w8 --title "CIFAR-10 subset"   # scripts/dnm_resnet_cifar.sh's runs
+
+``--dataset`` is the run folders' prefix (``<prefix>_<group>_s<S>``), ``--name`` (default: the prefix) names
+what is written, ``--title`` (default: the prefix) the data in the figures' titles.
 
 Groups (one run per seed each, seed S of every group shares the data order, the validation split and member 0's
 initialisation): ``single`` (one network), ``dnm`` (a cohort of 2, kl exchange, lambda 1), ``lambda0`` (the same
@@ -73,13 +78,16 @@ def paired(a: dict[int, float], b: dict[int, float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--dataset", required=True, help="the run folders' prefix: <prefix>_<group>_s<S>")
+    ap.add_argument("--name", help="names the figures, tables and data copies (default: --dataset)")
+    ap.add_argument("--title", help="the data as the figures' titles name it (default: --dataset)")
     ap.add_argument("--runs", default="runs/dnm_resnet")
     ap.add_argument("--figures", default="reports/figures")
     ap.add_argument("--exchange-runs", default="runs/dnm_resnet_exchange")
     ap.add_argument("--data-out", default="reports/data/dnm_resnet")
     a = ap.parse_args()
     root, figs, ds = Path(a.runs), Path(a.figures), a.dataset
+    out_name, title = a.name or ds, a.title or ds
     runs = {g: runs_of(root, f"{ds}_{g}") for g in GROUPS}
     res = {g: {s: load_results(p) for s, p in rs.items()} for g, rs in runs.items()}
     if not any(res.values()):
@@ -191,9 +199,9 @@ def main() -> None:
         ax.set_title(key.replace("_", " "))
     axes[0].set_ylabel("accuracy (%) of each network")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"DNM on ResNet11, {ds}: every network of every seed")
+    fig.suptitle(f"DNM on {any_run['model']}, {title}: every network of every seed")
     fig.tight_layout()
-    save(fig, figs / f"dnm_resnet_{ds}_curves")
+    save(fig, figs / f"dnm_resnet_{out_name}_curves")
     bars = [("single", vals("single", member_mean), "C0")]
     for g, short, color in (("dnm", "DNM", "C1"), ("lambda0", "λ=0", "C2")):
         if res[g]:
@@ -209,18 +217,18 @@ def main() -> None:
     lo, hi = min(min(b[1]) for b in bars), max(max(b[1]) for b in bars)
     ax.set_ylim(100 * lo - 0.5, min(100.0, 100 * hi + 0.3))
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"DNM on ResNet11, {ds}: mean ± std over seeds (dots: seeds)")
+    ax.set_title(f"DNM on {any_run['model']}, {title}: mean ± std over seeds (dots: seeds)")
     fig.tight_layout()
-    save(fig, figs / f"dnm_resnet_{ds}_accuracy")
+    save(fig, figs / f"dnm_resnet_{out_name}_accuracy")
 
     for g, rs in runs.items():
         for s, p in rs.items():
-            d = Path(a.data_out) / f"{ds}_{g}_s{s}"
+            d = Path(a.data_out) / f"{out_name}_{g}_s{s}"
             d.mkdir(parents=True, exist_ok=True)
             for name in ("config.yaml", "metrics.jsonl", "results.json"):
                 shutil.copy(p / name, d / name)
     text = "\n".join(out)
-    (figs / f"dnm_resnet_{ds}_tables.md").write_text(text + "\n")
+    (figs / f"dnm_resnet_{out_name}_tables.md").write_text(text + "\n")
     print(text)
 
 
