@@ -198,3 +198,26 @@ def test_run_options_are_passed_not_ambient():
     (g_cut,) = torch.autograd.grad(lif(h, RunOptions(temporal_grad=False))[-1].sum(), h)
     assert torch.equal(g_alone, g_after)
     assert g_cut[:-1].abs().sum() == 0
+
+
+class OldStyleLIF(dnmsnn.LIF):
+    """A subclass written before run options existed: forward and step without a run parameter."""
+
+    def forward(self, x):
+        return super().forward(x)
+
+    def step(self, x, state=None):
+        return super().step(x, state)
+
+
+def test_a_subclass_overriding_forward_without_run_still_runs_and_is_refused_only_where_it_would_be_wrong():
+    torch.manual_seed(2)
+    net = dnmsnn.Network(dnmsnn.Linear(6, 8), OldStyleLIF(beta=0.9), dnmsnn.Linear(8, 3), dnmsnn.Integrator(),
+                         num_classes=3)
+    x = torch.rand(4, 2, 6) * 2
+    assert net.run(x).output.shape == (4, 2, 3)
+    assert net.run(x[0], "step").output.shape == (2, 3)
+    with pytest.raises(InputError, match="OldStyleLIF overrides forward / step / totals without a run parameter"):
+        net.run(x, temporal_grad=False)
+    with pytest.raises(InputError, match="without a run parameter"):
+        net.run(x[0], "step", temporal_grad=False)

@@ -16,6 +16,8 @@ gradients cross time steps or where totals are recorded.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,9 +77,19 @@ def has_hooks(module: nn.Module) -> bool:
                 or _m._global_backward_hooks or _m._global_backward_pre_hooks)
 
 
-def takes_run(module: nn.Module) -> bool:
-    """Whether ``module`` takes :class:`RunOptions` (a dnmsnn neuron, Integrator or container)."""
-    return isinstance(module, SpikingModule) and module.takes_run
+def takes_run(module: nn.Module, method: str = "forward") -> bool:
+    """Whether ``module``'s ``method`` (``forward``, ``step`` or ``totals``) takes :class:`RunOptions`: a dnmsnn
+    neuron, Integrator or container, unless a subclass overrides that method without a ``run`` parameter (then
+    it is called as a user's layer is)."""
+    return isinstance(module, SpikingModule) and module.takes_run and _has_run_parameter(type(module), method)
+
+
+@functools.cache
+def _has_run_parameter(cls: type, method: str) -> bool:
+    try:
+        return "run" in inspect.signature(getattr(cls, method)).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def check_runs_as_told(module: nn.Module, run: RunOptions) -> None:
@@ -90,6 +102,11 @@ def check_runs_as_told(module: nn.Module, run: RunOptions) -> None:
     if inner is not None:
         what = ("spatial backpropagation (no temporal gradient)" if not run.temporal_grad
                 else "recording or applying ASF totals")
+        if inner is module:
+            raise InputError(
+                f"{type(module).__name__} overrides forward / step / totals without a run parameter, so dnmsnn cannot "
+                f"hand it the run's options ({what}); add run: RunOptions = DEFAULT_RUN (dnmsnn.module) to the "
+                "override and pass run.temporal_grad / run.record on as the built-in neurons do")
         raise InputError(
             f"{type(module).__name__} holds a {type(inner).__name__} inside a forward of its own, which dnmsnn cannot "
             f"hand the run's options to ({what}); build the network from dnmsnn containers (Sequential, Residual, "
@@ -99,7 +116,7 @@ def check_runs_as_told(module: nn.Module, run: RunOptions) -> None:
 
 def totals_module(module: nn.Module, x: torch.Tensor, T: int, run: RunOptions = DEFAULT_RUN) -> torch.Tensor:
     """The totals form of any module (plain torch modules have none, except Identity)."""
-    if takes_run(module):
+    if takes_run(module, "totals"):
         return module.totals(x, T, run)
     check_runs_as_told(module, run)
     if isinstance(module, SpikingModule):
@@ -112,7 +129,7 @@ def totals_module(module: nn.Module, x: torch.Tensor, T: int, run: RunOptions = 
 def step_module(module: nn.Module, x: torch.Tensor, state: Any = None,
                 run: RunOptions = DEFAULT_RUN) -> tuple[torch.Tensor, Any]:
     """One step of any module: its ``step`` if it has one, else a stateless call."""
-    if takes_run(module):
+    if takes_run(module, "step"):
         return module.step(x, state, run)
     check_runs_as_told(module, run)
     if isinstance(module, SpikingModule):

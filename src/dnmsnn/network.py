@@ -23,8 +23,8 @@ from . import plan
 from ._checks import check_choice, check_finite, check_sequence
 from .errors import InputError
 from .functional.neuron import integrator_readout
-from .layers import Sequential, run_layers
-from .module import RunOptions
+from .layers import Sequential, run_layers, run_module
+from .module import RunOptions, step_module, totals_module
 from .neurons import IF, LIF, Integrator
 from .totals import TotalsRecord
 
@@ -147,12 +147,12 @@ class Network(Sequential):
         """:meth:`run`'s work with its arguments checked: (output, state after a step or None). What an executor
         (data-parallel training's DDP) wraps."""
         if mode == "sequence":
-            return self(x, run), None
+            return run_module(self, x, run), None
         if mode == "logits":
             return self._logits(x, run), None
         if mode == "step":
-            return Sequential.step(self, x, state, run)
-        return Sequential.totals(self, x, T, run), None
+            return step_module(self, x, state, run)
+        return totals_module(self, x, T, run), None
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [B, classes] of an encoded input x [T, B, ...]: ``run(x, "logits").output``.
@@ -168,7 +168,7 @@ class Network(Sequential):
     def _logits(self, x: torch.Tensor, run: RunOptions) -> torch.Tensor:
         self.check_input(x)
         if not plan.readout_choice(self, run):
-            return read_out(self(x, run), self.readout)
+            return read_out(run_module(self, x, run), self.readout)
         *body, out = self
         x = run_layers(body, x, run)
         check_sequence(x, "Integrator")
