@@ -48,7 +48,7 @@ def test_without_temporal_grad_values_agree_and_gradients_stay_within_each_step(
     xs = x.clone().requires_grad_()
     full = net.run(xs)
     cut = net.run(xs, temporal_grad=False)
-    assert torch.equal(full.output, cut.output)
+    assert torch.equal(full.output, cut.output)  # bitwise, the Integrator's trace included
     # the output at step 0 depends on later steps' inputs in neither run; at the last step, with the temporal
     # path cut, only the last step's input reaches it through the spiking layers (the Integrator still sums)
     (g_full,) = torch.autograd.grad(full.output[-1].sum(), xs)
@@ -155,7 +155,7 @@ def test_a_neuron_inside_a_users_forward_cannot_be_told_silently():
     with torch.no_grad():
         record = ok.run(x, record_totals=True).totals
     assert ok[1].neuron in record
-    torch.testing.assert_close(ok.run(x, temporal_grad=False).output, ok(x))  # the Integrator: a loop vs cumsum
+    assert torch.equal(ok.run(x, temporal_grad=False).output, ok(x))
 
 
 def test_the_executor_takes_grad_recording_runs_only():
@@ -221,3 +221,20 @@ def test_a_subclass_overriding_forward_without_run_still_runs_and_is_refused_onl
         net.run(x, temporal_grad=False)
     with pytest.raises(InputError, match="without a run parameter"):
         net.run(x[0], "step", temporal_grad=False)
+
+
+@pytest.mark.parametrize("beta", [None, 0.8])
+def test_integrator_without_temporal_grad_keeps_its_values_and_cuts_the_past(beta):
+    x = torch.randn(5, 3, 4, dtype=torch.float64, requires_grad=True)
+    full = dnmsnn.functional.integrator_sequence(x, beta)
+    cut = dnmsnn.functional.integrator_sequence(x, beta, temporal_grad=False)
+    assert torch.equal(full, cut)
+    (g,) = torch.autograd.grad(cut[3].sum(), x)  # v[3] = beta v[2].detach() + x[3]: only x[3], with slope 1
+    expected = torch.zeros_like(x)
+    expected[3] = 1.0
+    assert torch.equal(g, expected)
+    steps, state = [], None
+    for k in range(5):  # the step function's literal detach gives the same gradient
+        v, state = dnmsnn.functional.integrator_step(x[k], state, beta, temporal_grad=False)
+        steps.append(v)
+    assert torch.equal(torch.autograd.grad(torch.stack(steps)[3].sum(), x)[0], expected)

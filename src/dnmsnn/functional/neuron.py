@@ -125,12 +125,19 @@ def integrator_step(
 
 
 def integrator_sequence(x: torch.Tensor, beta: float | None = None, temporal_grad: bool = True) -> torch.Tensor:
-    """The potential trace v [T, B, ...] of an integrator driven by x [T, B, ...] from v[0] = 0."""
-    if beta is None and temporal_grad:
+    """The potential trace v [T, B, ...] of an integrator driven by x [T, B, ...] from v[0] = 0.
+
+    ``temporal_grad=False`` detaches v[k-1], so the only gradient left is dv[k]/dx[k] = 1: computed as the trace
+    without a graph plus ``x - x.detach()`` (exactly 0), which keeps the values bitwise those of the full run."""
+    if not temporal_grad:
+        with torch.no_grad():
+            v = integrator_sequence(x, beta)
+        return v + (x - x.detach())
+    if beta is None:
         return torch.cumsum(x, dim=0)
     out, state = [], None
     for k in range(x.shape[0]):
-        v, state = integrator_step(x[k], state, beta, temporal_grad)
+        v, state = integrator_step(x[k], state, beta)
         out.append(v)
     return torch.stack(out)
 
