@@ -316,6 +316,32 @@ def test_zero_weight_cohort_equals_independent_runs(tmp_path):
     assert json.loads((tmp_path / "warm" / "metrics.jsonl").read_text())["exchange_weight"] == 0.0
 
 
+def test_mixing_single_runs_gives_the_lambda_zero_cohort(tmp_path, capsys):
+    """dnmsnn mix over the single runs with model_seed s and s + 1 reproduces the lambda = 0 pair's results:
+    every member's accuracies and every mix mode's, better / best_member decided on the same validation split."""
+    from dnmsnn.train.mixing import mix_runs
+
+    common = [*DROPOUT_MLP, "data.val_fraction=0.2", "train.epochs=2", "train.seed=3"]
+    pair = trainer(tmp_path, "pair", *common, "cohort.size=2", "cohort.weight=0").fit()
+    for k in range(2):
+        trainer(tmp_path, f"single{k}", *common, f"train.model_seed={3 + k}").fit()
+    mixed = mix_runs([tmp_path / "single0", tmp_path / "single1"])
+    assert mixed["mix"] == pair["mix"]
+    for k in range(2):
+        assert mixed["members"][k]["test_acc_by_T"] == pair["members"][k]["test_acc_by_T"]
+        assert mixed["members"][k]["val_acc"] == pair["members"][k]["val_acc"]
+        assert mixed["members"][k]["model_seed"] == 3 + k
+    assert mix_runs([tmp_path / "pair"])["mix"] == pair["mix"]  # a cohort run's own members mix the same way
+    out = tmp_path / "mix.json"
+    assert main(["mix", str(tmp_path / "single0"), str(tmp_path / "single1"), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["mix"] == pair["mix"] and "mix max" in capsys.readouterr().out
+    trainer(tmp_path, "other", *common[:-2], "train.epochs=1", "train.seed=4").fit()
+    with pytest.raises(ConfigError, match="train.seed"):
+        mix_runs([tmp_path / "single0", tmp_path / "other"])
+    with pytest.raises(ConfigError, match="at least two networks"):
+        mix_runs([tmp_path / "single0"])
+
+
 def test_cohort_resume_gives_the_uninterrupted_result(tmp_path):
     common = [*DROPOUT_MLP, "data.val_fraction=0.2", "cohort.size=2", "cohort.weight=0.5", "cohort.warmup_epochs=1"]
     full = trainer(tmp_path, "full", *common, "train.epochs=3")

@@ -1,4 +1,5 @@
-"""The ``dnmsnn`` command line: demo, train, eval, reproduce, plot, analyze, export-nir, models, info, explain, bench.
+"""The ``dnmsnn`` command line: demo, train, eval, mix, reproduce, plot, analyze, export-nir, models, info, explain,
+bench.
 
 Every user-fixable problem (bad config, missing data, corrupt checkpoint, bad hyper-parameter) is
 printed as one line on stderr with exit code 2; there is no traceback for those.
@@ -58,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--T", type=int, action="append", default=None, help="sequence length(s) to test at (repeatable)")
     p.add_argument("--data-dir", default=None, help="dataset folder (default: the run's data.json, "
                                                     "$DNMSNN_DATA_DIR, ./data)")
+
+    p = sub.add_parser("mix", help="mix independently trained runs at inference (Cao et al.'s mix module): every "
+                                   "network's and every mix mode's test accuracy, better/best_member decided on "
+                                   "the runs' shared validation split")
+    p.add_argument("run_dirs", nargs="+", help="run directories (single runs, or a cohort run's members)")
+    p.add_argument("--data-dir", default=None, help="dataset folder (default: the first run's data.json, "
+                                                    "$DNMSNN_DATA_DIR, ./data)")
+    p.add_argument("--out", default=None, help="write the results (a cohort run's members / mix format) to this "
+                                               "JSON file")
 
     p = sub.add_parser("reproduce", help="the papers' tables in seconds: evaluate the shipped weights of a "
                                          "reproduction on its test set, our number beside the paper's")
@@ -227,6 +237,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     path = Path(args.run_dir) / "eval.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_mix(args: argparse.Namespace) -> int:
+    """Every network of the runs and every mix mode on the test set (dnmsnn.train.mixing)."""
+    from .train.mixing import mix_runs
+
+    res = mix_runs(args.run_dirs, args.data_dir)
+    for T, accs in res["mix"]["test_acc_by_T"].items():
+        members = "  ".join(f"{Path(m['run']).name}[{m['member']}] {m['test_acc_by_T'][T]:.2%}" for m in res["members"])
+        mixes = "  ".join(f"{mode} {acc:.2%}" for mode, acc in accs.items())
+        print(f"T={int(T):4d}  {members}  |  mix {mixes}")
+    mix = res["mix"]
+    if mix["decided_on"]:
+        print(f"decided on the validation split: better = {mix['better']}, best_member = {mix['best_member']}")
+    if args.out:
+        path = Path(args.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res, indent=2) + "\n")
+        print(f"wrote {path}")
     return 0
 
 
@@ -434,7 +464,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "train": lambda a: cmd_train(a).get("returncode", 0), "eval": cmd_eval,
-            "reproduce": cmd_reproduce, "weights": cmd_weights,
+            "mix": cmd_mix, "reproduce": cmd_reproduce, "weights": cmd_weights,
             "plot": cmd_plot, "analyze": cmd_analyze, "export-nir": cmd_export_nir,
             "models": cmd_models, "info": cmd_info, "kernels": cmd_kernels, "explain": cmd_explain}
 
