@@ -88,6 +88,7 @@ class _Feed:
 class _Walker(Visitor[_Feed]):
     out: list[Layer] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {"conv": 0, "fc": 0, "block": 0})
+    block_labels: dict[str, str] = field(default_factory=dict)  # residual block path -> its label
 
     def leaf(self, path: str, module: nn.Module, value: _Feed) -> _Feed:
         if isinstance(module, AFFINE):
@@ -108,12 +109,12 @@ class _Walker(Visitor[_Feed]):
 
     def fork(self, path: str, block: Residual, value: _Feed) -> _Feed:
         self.counts["block"] += 1
-        self.out.append(Layer(path, block, "block", f"block{self.counts['block']}"))
+        self.block_labels[path] = f"block{self.counts['block']}"
+        self.out.append(Layer(path, block, "block", self.block_labels[path]))
         return value
 
     def join(self, path: str, block: Residual, body: _Feed, shortcut: _Feed) -> _Feed:
-        label = next(layer.label for layer in self.out if layer.module is block)
-        return _Feed(label, tuple(dict.fromkeys(body.drivers + shortcut.drivers)))
+        return _Feed(self.block_labels[path], tuple(dict.fromkeys(body.drivers + shortcut.drivers)))
 
 
 def walk(network: nn.Module) -> list[Layer]:

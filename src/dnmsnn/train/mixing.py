@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..cohort import Mix
+from ..cohort import Mix, _accuracy
 from ..data.datasets import split_validation
 from ..errors import ConfigError
 from ..network import Network
@@ -60,8 +60,6 @@ def mix_runs(run_dirs: list[str | Path], data_dir: str | None = None) -> dict[st
     """Every network of the runs and every mix mode, tested at each evaluation T (module docstring)."""
     from ..analysis.runs import load_run_data, load_run_members
 
-    if len(run_dirs) < 1:
-        raise ConfigError("give at least one run directory to mix")
     names = [str(d) for d in run_dirs]
     runs = [load_run_members(d) for d in run_dirs]
     cfgs = [cfg for cfg, _ in runs]
@@ -72,19 +70,15 @@ def mix_runs(run_dirs: list[str | Path], data_dir: str | None = None) -> dict[st
     test = load_run_data(run_dirs[0], cfg, "test", data_dir)
     _, val = split_validation(load_run_data(run_dirs[0], cfg, "train", data_dir), cfg.data.val_fraction,
                               cfg.train.seed)
-    if val is not None:
-        val_outputs, val_labels = _outputs(runs, val, cfg.test_T)
-        mix = Mix().fit(val_outputs, val_labels)
-    else:
-        val_outputs, mix = None, Mix()
+    mix = Mix().fit(*_outputs(runs, val, cfg.test_T)) if val is not None else Mix()  # member_accuracy: val acc
     tests = {T: _outputs(runs, test, T) for T in cfg.eval_T}
     members = []
     for run, (run_cfg, models) in zip(names, runs, strict=True):
         for k in range(len(models)):
             i = len(members)
             members.append({"run": run, "member": k, "model_seed": run_cfg.model_seed + k,
-                            "test_acc_by_T": {str(T): _acc(o[i], y) for T, (o, y) in tests.items()},
-                            "val_acc": _acc(val_outputs[i], val_labels) if val_outputs is not None else None})
+                            "test_acc_by_T": {str(T): _accuracy(o[i].argmax(-1), y) for T, (o, y) in tests.items()},
+                            "val_acc": mix.member_accuracy[i] if mix.fitted else None})
             members[-1]["test_acc"] = members[-1]["test_acc_by_T"][str(cfg.test_T)]
     by_T = {str(T): mix.accuracy(o, y) for T, (o, y) in tests.items()}
     return {"runs": names, "dataset": cfg.data.name, "seed": cfg.train.seed, "test_T": cfg.test_T,
@@ -93,6 +87,3 @@ def mix_runs(run_dirs: list[str | Path], data_dir: str | None = None) -> dict[st
                     "best_member": mix.best_member, "val_acc": mix.fit_accuracy or None,
                     "test_acc": by_T[str(cfg.test_T)], "test_acc_by_T": by_T}}
 
-
-def _acc(outputs: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((outputs.argmax(-1) == labels).double().mean())
