@@ -2,7 +2,11 @@
 # dnm_run OUT CONFIG SEED [--set key=value ...]: one training into the fixed folder OUT, on one thread. A finished
 # run (OUT/results.json) is skipped; a cut-off one (OUT/config.yaml) is resumed; a run another worker holds fails on
 # its folder lock, and the caller goes on to the next.
-# dnm_group GROUP: the overrides of a study group -- single (one network), dnm (the pair as configured), lambda0.
+# dnm_group GROUP SEED: the overrides of a study group -- single (one network), dnm (the pair as configured), lambda0
+# (the pair with lambda = 0), partner (one network initialised from model seed SEED + 1: the lambda = 0 pair's member 1).
+# dnm_mix OUT RUN RUN...: the mix of finished runs trained apart (dnmsnn mix) into OUT/results.json, once all are
+# finished; the lambda = 0 pair of seed S is the mix of the single and partner runs of S (member k of a lambda = 0
+# cohort is bitwise the single run with model seed S + k: tests/test_cohort.py), at half the training.
 D=.venv/bin/dnmsnn
 
 dnm_run() {
@@ -23,6 +27,18 @@ dnm_group() {
     single) echo "--set cohort.size=1";;
     dnm) ;;
     lambda0) echo "--set cohort.weight=0";;
+    partner) echo "--set cohort.size=1 --set train.model_seed=$(($2 + 1))";;
     *) echo "unknown group $1" >&2; return 1;;
   esac
+}
+
+dnm_mix() {
+  local out=$1 run
+  shift
+  [ -f "$out/results.json" ] && return 0
+  for run in "$@"; do
+    [ -f "$run/results.json" ] || return 0
+  done
+  echo "$(date +%T) $out (mix of $*)"
+  $D mix "$@" --data-dir ../shared/data --out "$out/results.json"
 }

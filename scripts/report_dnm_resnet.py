@@ -10,7 +10,9 @@ what is written, ``--title`` (default: the prefix) the data in the figures' titl
 Groups (one run per seed each, seed S of every group shares the data order, the validation split and member 0's
 initialisation): ``single`` (one network), ``dnm`` (a cohort of 2, kl exchange, lambda 1), ``lambda0`` (the same
 cohort with lambda = 0: the same two initialisations trained independently, then mixed -- the control that
-separates mutual learning from ensembling).
+separates mutual learning from ensembling). A lambda = 0 folder holding only a results.json is that pair assembled by
+``dnmsnn mix`` from the single run of S and the ``partner`` run of S (one network from model seed S + 1; member k of
+a lambda = 0 cohort is bitwise the single run with model seed S + k): its curves are those two runs' curves.
 
 Statistics: mean ± sample std over seeds; for each comparison the paired differences over the seeds both groups
 finished, their mean, a 95 % t confidence interval and the paired t-test's two-sided p (and Welch's, unpaired).
@@ -37,6 +39,8 @@ from scipy import stats
 from dnmsnn.analysis.plots import _plt, save
 from dnmsnn.analysis.runs import load_metrics, load_results, mean_std
 
+RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json")
+
 GROUPS = {"single": "single network", "dnm": "DNM cohort of 2 (kl, lambda 1)",
           "lambda0": "lambda = 0 pair (independent, mixed)"}
 EXCHANGE_DESIGNS = {"kl_steps": "kl_steps (outputs after every step)", "mse_steps": "mse_steps (spike-train distance)",
@@ -59,6 +63,18 @@ def mix(mode: str, T: int | None = None) -> Callable[[Result], float]:
 def member(k: int) -> Callable[[Result], float]:
     """Member k's own test accuracy (a single network is its own member 0)."""
     return lambda r: float((r.get("members") or [r])[k]["test_acc"])
+
+
+def member_curves(run: Path) -> list[list[Result]]:
+    """Per network of a run, its metrics rows (epoch, val_acc, test_acc, ...): a single run's own rows, a cohort
+    run's per-member rows, or for a run assembled by ``dnmsnn mix`` (no metrics.jsonl) the rows of the runs it
+    mixed, in member order."""
+    if not (run / "metrics.jsonl").is_file():
+        return [rows for source in load_results(run)["runs"] for rows in member_curves(Path(source))]
+    rows = load_metrics(run)
+    if not rows[0].get("members"):
+        return [rows]
+    return [[{"epoch": r["epoch"], **r["members"][k]} for r in rows] for k in range(len(rows[0]["members"]))]
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> str:
@@ -153,8 +169,11 @@ def main() -> None:
     # 4. lambda = 0 member 0 against the single run of the same seed (same initialisation, same data order)
     same = []
     for s in sorted(set(res["single"]) & set(res["lambda0"])):
-        single_rows, pair_rows = load_metrics(runs["single"][s]), load_metrics(runs["lambda0"][s])
-        gaps = [abs(x["val_acc"] - y["members"][0]["val_acc"]) for x, y in zip(single_rows, pair_rows, strict=False)]
+        if "runs" in res["lambda0"][s]:
+            same.append(f"seed {s}: assembled by dnmsnn mix (member 0 is the single run)")
+            continue
+        single_rows, member0_rows = member_curves(runs["single"][s])[0], member_curves(runs["lambda0"][s])[0]
+        gaps = [abs(x["val_acc"] - y["val_acc"]) for x, y in zip(single_rows, member0_rows, strict=False)]
         same.append(f"seed {s}: largest per-epoch |val acc gap| {100 * max(gaps):.2f} pp")
     if same:
         out += ["λ = 0 member 0 against the single run of its seed (same initialisation and data): "
@@ -188,13 +207,9 @@ def main() -> None:
         for g, rs in ((g, runs[g]) for g in GROUPS):
             color, ls = styles[g]
             for i, (_s, p) in enumerate(rs.items()):
-                rows = load_metrics(p)
-                ep = [r["epoch"] for r in rows]
-                members = rows[0].get("members") or [rows[0]]
-                for k in range(len(members)):
-                    acc = [100 * (r.get("members") or [r])[k][key] for r in rows]
-                    ax.plot(ep, acc, color=color, ls=ls if k == 0 else ":", alpha=0.8,
-                            label=f"{g} member {k}" if i == 0 else None)
+                for k, rows in enumerate(member_curves(p)):
+                    ax.plot([r["epoch"] for r in rows], [100 * r[key] for r in rows], color=color,
+                            ls=ls if k == 0 else ":", alpha=0.8, label=f"{g} member {k}" if i == 0 else None)
         ax.set_xlabel("epoch")
         ax.set_title(key.replace("_", " "))
     axes[0].set_ylabel("accuracy (%) of each network")
@@ -221,12 +236,14 @@ def main() -> None:
     fig.tight_layout()
     save(fig, figs / f"dnm_resnet_{out_name}_accuracy")
 
+    runs["partner"] = runs_of(root, f"{ds}_partner")
     for g, rs in runs.items():
         for s, p in rs.items():
             d = Path(a.data_out) / f"{out_name}_{g}_s{s}"
             d.mkdir(parents=True, exist_ok=True)
-            for name in ("config.yaml", "metrics.jsonl", "results.json"):
-                shutil.copy(p / name, d / name)
+            for name in RUN_FILES:
+                if (p / name).is_file():
+                    shutil.copy(p / name, d / name)
     text = "\n".join(out)
     (figs / f"dnm_resnet_{out_name}_tables.md").write_text(text + "\n")
     print(text)

@@ -253,9 +253,11 @@ def cmd_mix(args: argparse.Namespace) -> int:
     if mix["decided_on"]:
         print(f"decided on the validation split: better = {mix['better']}, best_member = {mix['best_member']}")
     if args.out:
+        from .train.checkpoint import write_atomic
+
         path = Path(args.out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(res, indent=2) + "\n")
+        write_atomic(path, (json.dumps(res, indent=2) + "\n").encode())
         print(f"wrote {path}")
     return 0
 
