@@ -69,8 +69,9 @@ def member_curves(run: Path) -> list[list[Result]]:
     """Per network of a run, its metrics rows (epoch, val_acc, test_acc, ...): a single run's own rows, a cohort
     run's per-member rows, or for a run assembled by ``dnmsnn mix`` (no metrics.jsonl) the rows of the runs it
     mixed, in member order."""
-    if not (run / "metrics.jsonl").is_file():
-        return [rows for source in load_results(run)["runs"] for rows in member_curves(Path(source))]
+    if not (run / "metrics.jsonl").is_file():  # the mixed runs as named, else beside it (a copy in reports/data)
+        sources = [Path(r) if Path(r).is_dir() else run.parent / Path(r).name for r in load_results(run)["runs"]]
+        return [rows for source in sources for rows in member_curves(source)]
     rows = load_metrics(run)
     if not rows[0].get("members"):
         return [rows]
