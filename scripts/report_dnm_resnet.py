@@ -78,6 +78,11 @@ def member_curves(run: Path) -> list[list[Result]]:
     return [[{"epoch": r["epoch"], **r["members"][k]} for r in rows] for k in range(len(rows[0]["members"]))]
 
 
+def pvalue(p: float) -> str:
+    """A p-value to three decimals, or "< 0.001" (never a bare 0.000)."""
+    return "< 0.001" if p < 0.0005 else f"{p:.3f}"
+
+
 def paired(a: dict[int, float], b: dict[int, float]) -> str:
     """'n | mean diff [95 % CI] | paired p | Welch p' of b - a in percentage points, over the common seeds."""
     common = sorted(set(a) & set(b))
@@ -88,9 +93,9 @@ def paired(a: dict[int, float], b: dict[int, float]) -> str:
     half = stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d))
     welch = stats.ttest_ind(list(b.values()), list(a.values()), equal_var=False).pvalue
     if sd < 1e-6:  # the same difference in every seed (to float rounding): the paired t is undefined, not 0
-        return f"{len(d)} | {m:+.2f} (every seed) | n/a (no spread) | {welch:.3f}"
+        return f"{len(d)} | {m:+.2f} (every seed) | n/a (no spread) | {pvalue(welch)}"
     p = stats.ttest_rel([b[s] for s in common], [a[s] for s in common]).pvalue
-    return f"{len(d)} | {m:+.2f} [{m - half:+.2f}, {m + half:+.2f}] | {p:.3f} | {welch:.3f}"
+    return f"{len(d)} | {m:+.2f} [{m - half:+.2f}, {m + half:+.2f}] | {pvalue(p)} | {pvalue(welch)}"
 
 
 def main() -> None:
