@@ -7,6 +7,9 @@
 # dnm_mix OUT RUN RUN...: the mix of finished runs trained apart (dnmsnn mix) into OUT/results.json, once all are
 # finished; the lambda = 0 pair of seed S is the mix of the single and partner runs of S (member k of a lambda = 0
 # cohort is bitwise the single run with model seed S + k: tests/test_cohort.py), at half the training.
+# dnm_seed PREFIX CONFIG SEED LAMBDA0 [--set key=value ...]: a study's groups for one seed, into PREFIX_<group>_s<SEED>:
+# single, dnm and the lambda = 0 pair, trained as a cohort (LAMBDA0 = trained) or assembled from the single and the
+# partner run (LAMBDA0 = assembled).
 D=.venv/bin/dnmsnn
 
 dnm_run() {
@@ -41,4 +44,21 @@ dnm_mix() {
   done
   echo "$(date +%T) $out (mix of $*)"
   $D mix "$@" --data-dir ../shared/data --out "$out/results.json"
+}
+
+dnm_seed() {
+  local prefix=$1 config=$2 seed=$3 lambda0=$4 group groups
+  shift 4
+  case $lambda0 in
+    trained) groups="single dnm lambda0";;
+    assembled) groups="single dnm partner";;
+    *) echo "dnm_seed: LAMBDA0 is trained or assembled, not $lambda0" >&2; return 1;;
+  esac
+  for group in $groups; do
+    # shellcheck disable=SC2046  # the group's overrides are words
+    dnm_run "${prefix}_${group}_s$seed" "$config" "$seed" "$@" $(dnm_group "$group" "$seed")
+  done
+  if [ "$lambda0" = assembled ]; then
+    dnm_mix "${prefix}_lambda0_s$seed" "${prefix}_single_s$seed" "${prefix}_partner_s$seed"
+  fi
 }

@@ -7,18 +7,12 @@ set -u
 cd "$(dirname "$0")/.."
 . scripts/_dnm_run.sh
 mkdir -p runs/dnm_resnet_cifar
-# resnet11_w8 trained its lambda = 0 pairs as cohorts; resnet20_w4 assembles them from the single run and a partner
-# run (dnm_mix in _dnm_run.sh: the same numbers for half the training).
+# resnet11_w8 trained its lambda = 0 pairs as cohorts; the rest assemble them from the single run and a partner run
+# (dnm_seed / dnm_mix in _dnm_run.sh: the same numbers for half the training).
 for model in resnet11_w8 resnet20_w4; do
-  groups="single dnm lambda0"
-  [ $model = resnet11_w8 ] || groups="single dnm partner"
+  lambda0=assembled
+  [ $model = resnet11_w8 ] && lambda0=trained
   for seed in 0 1 2; do
-    for group in $groups; do
-      # shellcheck disable=SC2046  # the group's overrides are words
-      dnm_run "runs/dnm_resnet_cifar/${model}_${group}_s$seed" configs/dnm_resnet_cifar_subset.yaml "$seed" \
-        --set model.name=$model $(dnm_group $group $seed)
-    done
-    [ $model = resnet11_w8 ] || dnm_mix "runs/dnm_resnet_cifar/${model}_lambda0_s$seed" \
-      "runs/dnm_resnet_cifar/${model}_single_s$seed" "runs/dnm_resnet_cifar/${model}_partner_s$seed"
+    dnm_seed "runs/dnm_resnet_cifar/$model" configs/dnm_resnet_cifar_subset.yaml "$seed" $lambda0 --set model.name=$model
   done
 done

@@ -8,18 +8,12 @@ set -u
 cd "$(dirname "$0")/.."
 . scripts/_dnm_run.sh
 mkdir -p runs/dnm_resnet
-# MNIST trained its lambda = 0 pairs as cohorts; Fashion-MNIST assembles them from the single run and a partner run
-# (dnm_mix in _dnm_run.sh: the same numbers for half the training).
+# MNIST trained its lambda = 0 pairs as cohorts; the rest assemble them from the single run and a partner run
+# (dnm_seed / dnm_mix in _dnm_run.sh: the same numbers for half the training).
 for data in mnist fashion_mnist; do
-  groups="single dnm lambda0"
-  [ $data = mnist ] || groups="single dnm partner"
+  lambda0=assembled
+  [ $data = mnist ] && lambda0=trained
   for seed in 0 1 2; do
-    for group in $groups; do
-      # shellcheck disable=SC2046  # the group's overrides are words
-      dnm_run "runs/dnm_resnet/${data}_${group}_s$seed" configs/dnm_resnet11_mnist.yaml "$seed" \
-        --set data.name=$data $(dnm_group $group $seed)
-    done
-    [ $data = mnist ] || dnm_mix "runs/dnm_resnet/${data}_lambda0_s$seed" \
-      "runs/dnm_resnet/${data}_single_s$seed" "runs/dnm_resnet/${data}_partner_s$seed"
+    dnm_seed "runs/dnm_resnet/$data" configs/dnm_resnet11_mnist.yaml "$seed" $lambda0 --set data.name=$data
   done
 done
